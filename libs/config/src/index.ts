@@ -1,0 +1,2 @@
+export { ConfigError, loadConfig, loadConfigOrExit } from "./load-config";
+export { bool, brokerList, grpcAddress, logLevel, mongoUrl, optionalUrl, port, positiveInt, serviceBaseSchema } from "./fields";

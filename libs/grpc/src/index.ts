@@ -1,0 +1,18 @@
+export { createCallContext, metadataCarrier, PROJECT_METADATA_KEY, type CallContext } from "./call-context";
+export { createGrpcClient, type GrpcClientOptions } from "./client";
+export {
+  failedPrecondition,
+  FIELD_TRAILER,
+  fromServiceError,
+  invalidArgument,
+  notFound,
+  RpcError,
+  Status,
+  toStatus,
+  unauthenticated,
+  unavailable,
+} from "./errors";
+export { HealthState, healthHandlers, ServingStatus } from "./health";
+export { GrpcServer, type GrpcServerOptions } from "./server";
+export { methodPath, toServiceDefinition } from "./service-definition";
+export type { AnyService, CallOptions, GrpcClient, ServiceHandlers } from "./types";

@@ -1,0 +1,198 @@
+import { fromBinary, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
+import type { Consumer, EachMessagePayload, Kafka } from "kafkajs";
+import type { Logger } from "@chatcrm/logging";
+import { runInRemoteContext, SpanKind } from "@chatcrm/telemetry";
+import { DeadLetterHeader, Header, headersToStrings } from "./headers";
+import type { ProcessedEventStore } from "./processed-events";
+import type { EventPublisher } from "./publisher";
+import { deadLetterTopic, type TopicDefinition } from "./topic";
+
+/** One decoded event as a handler sees it. */
+export interface ConsumedEvent<D extends DescMessage> {
+  id: string;
+  type: string;
+  projectId: string;
+  key: string;
+  value: MessageShape<D>;
+  headers: Record<string, string>;
+  topic: string;
+  partition: number;
+  offset: string;
+}
+
+export type EventHandler<D extends DescMessage> = (event: ConsumedEvent<D>) => Promise<void>;
+
+export interface Subscription<D extends DescMessage = DescMessage> {
+  topic: TopicDefinition<D>;
+  handler: EventHandler<D>;
+}
+
+/** Pairs a topic with its handler, keeping the handler's event type tied to the topic's payload. */
+export const subscribe = <D extends DescMessage>(topic: TopicDefinition<D>, handler: EventHandler<D>): Subscription =>
+  ({ topic, handler }) as unknown as Subscription;
+
+export interface RetryPolicy {
+  /** Tries in all, the first included, before the record goes to the dead-letter topic. */
+  attempts: number;
+  initialDelayMs: number;
+  maxDelayMs: number;
+}
+
+export interface EventConsumerOptions {
+  groupId: string;
+  subscriptions: Subscription[];
+  /** Used to write dead letters. */
+  publisher: EventPublisher;
+  logger: Logger;
+  processed?: ProcessedEventStore;
+  retry?: Partial<RetryPolicy>;
+  /** Read topics from their beginning when the group has no committed offset; on by default so nothing is missed. */
+  fromBeginning?: boolean;
+}
+
+class StoppingError extends Error {}
+
+/**
+ * Consumes protobuf events one at a time per partition. A failing handler is retried with exponential backoff
+ * and jitter; once the attempts are spent, the record goes to <topic>.dlq with the error and the consumer moves
+ * on. A value that does not decode goes there at once, since retrying cannot fix it. Events already handled by
+ * the group (by event id) are skipped. Offsets are committed only after a record is handled or dead-lettered.
+ */
+export class EventConsumer {
+  private readonly consumer: Consumer;
+  private readonly byTopic: Map<string, Subscription>;
+  private readonly retry: RetryPolicy;
+  private readonly log: Logger;
+  private stopping = false;
+  private readonly stopWaiters = new Set<() => void>();
+
+  constructor(
+    kafka: Kafka,
+    private readonly options: EventConsumerOptions,
+  ) {
+    this.consumer = kafka.consumer({ groupId: options.groupId, allowAutoTopicCreation: false, sessionTimeout: 30_000, heartbeatInterval: 3_000 });
+    this.byTopic = new Map(options.subscriptions.map((s) => [s.topic.name, s]));
+    this.retry = { attempts: 5, initialDelayMs: 200, maxDelayMs: 5_000, ...options.retry };
+    this.log = options.logger.child({ consumerGroup: options.groupId });
+  }
+
+  async start(): Promise<void> {
+    await this.consumer.connect();
+    await this.consumer.subscribe({ topics: [...this.byTopic.keys()], fromBeginning: this.options.fromBeginning ?? true });
+    await this.consumer.run({ eachMessage: (payload) => this.handle(payload) });
+  }
+
+  /** Resolves once the group is joined and partitions are assigned; tests use it before publishing. */
+  waitUntilJoined(timeoutMs = 30_000): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`consumer group ${this.options.groupId} did not join in ${timeoutMs} ms`)), timeoutMs);
+      const off = this.consumer.on(this.consumer.events.GROUP_JOIN, () => {
+        clearTimeout(timer);
+        off();
+        resolve();
+      });
+    });
+  }
+
+  /** Stops fetching, lets the record in hand finish (a pending retry is abandoned and redelivered later), leaves the group. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    for (const wake of this.stopWaiters) wake();
+    await this.consumer.disconnect();
+  }
+
+  private async handle({ topic, partition, message, heartbeat }: EachMessagePayload): Promise<void> {
+    const subscription = this.byTopic.get(topic);
+    if (!subscription) return;
+    const headers = headersToStrings(message.headers);
+    const id = headers[Header.eventId] || `${topic}:${partition}:${message.offset}`;
+    const processed = this.options.processed;
+    if (processed && (await processed.has(this.options.groupId, id))) {
+      this.log.debug({ topic, eventId: id }, "skipping an event already handled");
+      return;
+    }
+
+    await runInRemoteContext(
+      headers,
+      { name: `${topic} process`, kind: SpanKind.CONSUMER, attributes: { "messaging.system": "kafka", "messaging.destination.name": topic, "messaging.kafka.message.offset": message.offset } },
+      async () => {
+        let value: MessageShape<DescMessage>;
+        try {
+          value = fromBinary(subscription.topic.schema, message.value ?? new Uint8Array());
+        } catch (err) {
+          await this.deadLetter(topic, partition, message, headers, `cannot decode ${subscription.topic.schema.typeName}: ${(err as Error).message}`, 1);
+          return;
+        }
+        const event: ConsumedEvent<DescMessage> = {
+          id,
+          type: headers[Header.eventType] ?? subscription.topic.schema.typeName,
+          projectId: headers[Header.projectId] ?? "",
+          key: message.key?.toString() ?? "",
+          value,
+          headers,
+          topic,
+          partition,
+          offset: message.offset,
+        };
+        for (let attempt = 1; ; attempt++) {
+          try {
+            await subscription.handler(event);
+            break;
+          } catch (err) {
+            if (attempt >= this.retry.attempts) {
+              await this.deadLetter(topic, partition, message, headers, (err as Error).message ?? String(err), attempt);
+              break;
+            }
+            const delay = this.backoff(attempt);
+            this.log.warn({ err, topic, eventId: id, attempt, retryInMs: delay }, "event handler failed; retrying");
+            await this.sleep(delay);
+            await heartbeat();
+          }
+        }
+      },
+    );
+    if (processed) await processed.add(this.options.groupId, id);
+  }
+
+  private backoff(attempt: number): number {
+    const exp = Math.min(this.retry.maxDelayMs, this.retry.initialDelayMs * 2 ** (attempt - 1));
+    return Math.round(exp / 2 + Math.random() * (exp / 2));
+  }
+
+  private sleep(ms: number): Promise<void> {
+    if (this.stopping) return Promise.reject(new StoppingError("consumer is stopping"));
+    return new Promise((resolve, reject) => {
+      const wake = () => {
+        clearTimeout(timer);
+        this.stopWaiters.delete(wake);
+        reject(new StoppingError("consumer is stopping"));
+      };
+      const timer = setTimeout(() => {
+        this.stopWaiters.delete(wake);
+        resolve();
+      }, ms);
+      this.stopWaiters.add(wake);
+    });
+  }
+
+  private async deadLetter(topic: string, partition: number, message: EachMessagePayload["message"], headers: Record<string, string>, error: string, attempts: number) {
+    const dlq = deadLetterTopic(topic);
+    await this.options.publisher.sendRaw(dlq, [
+      {
+        key: message.key,
+        value: message.value,
+        headers: {
+          ...headers,
+          [DeadLetterHeader.error]: error.slice(0, 2_000),
+          [DeadLetterHeader.originalTopic]: topic,
+          [DeadLetterHeader.originalPartition]: String(partition),
+          [DeadLetterHeader.originalOffset]: message.offset,
+          [DeadLetterHeader.consumerGroup]: this.options.groupId,
+          [DeadLetterHeader.attempts]: String(attempts),
+          [DeadLetterHeader.failedAt]: new Date().toISOString(),
+        },
+      },
+    ]);
+    this.log.error({ topic, dlq, offset: message.offset, eventId: headers[Header.eventId], error, attempts }, "event moved to the dead-letter topic");
+  }
+}

@@ -1,0 +1,24 @@
+import { DeliveryStatusSchema, InboundMessageSchema, SendMessageCommandSchema } from "@chatcrm/contracts/chatcrm/channels/v1/events_pb";
+import { ContactChangedSchema, ContactResolvedMessageSchema } from "@chatcrm/contracts/chatcrm/contacts/v1/events_pb";
+import { FlowCommandSchema } from "@chatcrm/contracts/chatcrm/flows/v1/events_pb";
+import { defineTopic } from "./topic";
+
+/**
+ * Every topic of the system, with its payload type and key. Services publish and subscribe only through these
+ * definitions, so a topic's name, payload and key are written down once. docs/architecture.md has the table
+ * of producers and consumers.
+ */
+export const Topics = {
+  /** channels → contacts: a subscriber wrote. */
+  inboundMessages: defineTopic("channels.inbound-messages.v1", InboundMessageSchema, { key: "<channel_id>:<sender_id>" }),
+  /** flow-runtime, operators (via gateway), mass actions → channels: send one message. */
+  sendCommands: defineTopic("channels.send-commands.v1", SendMessageCommandSchema, { key: "<channel_id>:<recipient_id>" }),
+  /** channels → contacts: an outbound message was sent, delivered, read or failed. */
+  deliveryStatuses: defineTopic("channels.delivery-statuses.v1", DeliveryStatusSchema, { key: "<channel_id>:<recipient_id>" }),
+  /** contacts → flow-runtime: an inbound message with its contact. */
+  resolvedMessages: defineTopic("contacts.resolved-messages.v1", ContactResolvedMessageSchema, { key: "<contact_id>" }),
+  /** contacts → identity-merge, export, integrations: a card was created, changed or deleted. */
+  contactEvents: defineTopic("contacts.contact-events.v1", ContactChangedSchema, { key: "<contact_id>" }),
+  /** contacts (mass actions), gateway → flow-runtime: start or stop a flow for a contact. */
+  flowCommands: defineTopic("flows.commands.v1", FlowCommandSchema, { key: "<contact_id>" }),
+} as const;

@@ -1,0 +1,166 @@
+import { create, toBinary } from "@bufbuild/protobuf";
+import { trace } from "@opentelemetry/api";
+import { Kafka } from "kafkajs";
+import { InboundMessageSchema, MessageKind, Messenger } from "@chatcrm/contracts/chatcrm/channels/v1/events_pb";
+import { MongoDatabase, MongoProcessedEventStore } from "@chatcrm/mongo";
+import { activeTraceId } from "@chatcrm/telemetry";
+import { installTestTracing, testInfra, testLogger, uniqueDatabase, uniqueName, waitFor } from "@chatcrm/testing";
+import {
+  createKafka,
+  deadLetterTopic,
+  DeadLetterHeader,
+  defineTopic,
+  ensureTopics,
+  EventConsumer,
+  EventPublisher,
+  Header,
+  headersToStrings,
+  subscribe,
+  type ConsumedEvent,
+} from "../../src";
+
+const logger = testLogger("kafka-test");
+const tracing = installTestTracing();
+let kafka: Kafka;
+let publisher: EventPublisher;
+let mongo: MongoDatabase;
+const consumers: EventConsumer[] = [];
+
+const newTopic = () => defineTopic(`test.${uniqueName("inbound")}.v1`, InboundMessageSchema, { key: "<channel_id>:<sender_id>", partitions: 2 });
+
+async function startConsumer(topic: ReturnType<typeof newTopic>, handler: (e: ConsumedEvent<typeof InboundMessageSchema>) => Promise<void>, processed?: MongoProcessedEventStore) {
+  const consumer = new EventConsumer(kafka, {
+    groupId: uniqueName("group"),
+    subscriptions: [subscribe(topic, handler)],
+    publisher,
+    logger,
+    processed,
+    retry: { attempts: 3, initialDelayMs: 20, maxDelayMs: 50 },
+  });
+  consumers.push(consumer);
+  const joined = consumer.waitUntilJoined();
+  await consumer.start();
+  await joined;
+  return consumer;
+}
+
+/** Reads every record of a topic from the beginning with a throwaway group. */
+async function readAll(topicName: string, expected: number) {
+  const records: { key: string; value: Buffer | null; headers: Record<string, string> }[] = [];
+  const reader = kafka.consumer({ groupId: uniqueName("reader") });
+  await reader.connect();
+  await reader.subscribe({ topic: topicName, fromBeginning: true });
+  await reader.run({ eachMessage: async ({ message }) => void records.push({ key: message.key?.toString() ?? "", value: message.value, headers: headersToStrings(message.headers) }) });
+  await waitFor(`${expected} record(s) on ${topicName}`, () => records.length >= expected);
+  await reader.disconnect();
+  return records;
+}
+
+beforeAll(async () => {
+  const { kafkaBrokers, mongoUrl } = testInfra();
+  kafka = createKafka({ brokers: kafkaBrokers, clientId: "kafka-lib-test", logger });
+  publisher = new EventPublisher(kafka);
+  await publisher.connect();
+  mongo = new MongoDatabase({ url: mongoUrl, database: uniqueDatabase("kafka"), logger });
+  await mongo.connect();
+});
+
+afterAll(async () => {
+  await Promise.all(consumers.map((c) => c.stop()));
+  await publisher.disconnect();
+  await mongo.connection.dropDatabase();
+  await mongo.close();
+  tracing.uninstall();
+});
+
+async function provision(...topics: ReturnType<typeof newTopic>[]) {
+  const admin = kafka.admin();
+  await admin.connect();
+  const created = await ensureTopics(admin, topics, { replicationFactor: 1 });
+  await admin.disconnect();
+  return created;
+}
+
+const inbound = (text: string) => ({
+  messageId: uniqueName("m"),
+  projectId: "project-1",
+  channelId: "channel-1",
+  messenger: Messenger.TELEGRAM,
+  senderId: "777",
+  kind: MessageKind.TEXT,
+  text,
+  sender: { firstName: "Ксения" },
+});
+
+describe("Kafka with the protobuf codec", () => {
+  it("provisions a topic with its dead-letter topic once", async () => {
+    const topic = newTopic();
+    expect(await provision(topic)).toEqual([topic.name, deadLetterTopic(topic.name)]);
+    expect(await provision(topic)).toEqual([]);
+  });
+
+  it("round-trips an event with its key, headers and trace context", async () => {
+    const topic = newTopic();
+    await provision(topic);
+    const received: { event: ConsumedEvent<typeof InboundMessageSchema>; traceId: string | undefined }[] = [];
+    await startConsumer(topic, async (event) => void received.push({ event, traceId: activeTraceId() }));
+
+    const eventId = await trace.getTracer("test").startActiveSpan("webhook", async (active) => {
+      const id = await publisher.publish(topic, { key: "channel-1:777", projectId: "project-1", value: inbound("Привет, 1988") });
+      active.end();
+      return { id, traceId: active.spanContext().traceId };
+    });
+
+    const [got] = await waitFor("the event", () => (received.length ? received : undefined));
+    expect(got!.event.value.text).toBe("Привет, 1988");
+    expect(got!.event.value.sender?.firstName).toBe("Ксения");
+    expect(got!.event.value.messenger).toBe(Messenger.TELEGRAM);
+    expect(got!.event).toMatchObject({ id: eventId.id, key: "channel-1:777", projectId: "project-1", type: "chatcrm.channels.v1.InboundMessage" });
+    expect(got!.event.headers[Header.schemaVersion]).toBe("v1");
+    expect(got!.traceId).toBe(eventId.traceId);
+    const consumerSpan = tracing.exporter.getFinishedSpans().find((s) => s.name === `${topic.name} process`);
+    expect(consumerSpan?.spanContext().traceId).toBe(eventId.traceId);
+  });
+
+  it("moves a poison message and a message that keeps failing to <topic>.dlq and keeps consuming", async () => {
+    const topic = newTopic();
+    await provision(topic);
+    const handled: string[] = [];
+    const attempts = new Map<string, number>();
+    await startConsumer(topic, async (event) => {
+      attempts.set(event.value.text, (attempts.get(event.value.text) ?? 0) + 1);
+      if (event.value.text === "always fails") throw new Error("downstream said no");
+      handled.push(event.value.text);
+    });
+
+    await publisher.sendRaw(topic.name, [{ key: "channel-1:777", value: Buffer.from([0xff, 0xff, 0xff, 0x01]), headers: { [Header.eventId]: "poison-1" } }]);
+    await publisher.publish(topic, { key: "channel-1:777", projectId: "project-1", value: inbound("always fails") });
+    await publisher.publish(topic, { key: "channel-1:777", projectId: "project-1", value: inbound("after the poison") });
+
+    await waitFor("the message after the poison", () => handled.includes("after the poison"));
+    expect(attempts.get("always fails")).toBe(3);
+    const dead = await readAll(deadLetterTopic(topic.name), 2);
+    expect(dead[0]!.headers[Header.eventId]).toBe("poison-1");
+    expect(dead[0]!.headers[DeadLetterHeader.error]).toMatch(/cannot decode chatcrm.channels.v1.InboundMessage/);
+    expect(dead[0]!.value).toEqual(Buffer.from([0xff, 0xff, 0xff, 0x01]));
+    expect(dead[1]!.headers[DeadLetterHeader.error]).toBe("downstream said no");
+    expect(dead[1]!.headers[DeadLetterHeader.attempts]).toBe("3");
+    expect(dead[1]!.headers[DeadLetterHeader.originalTopic]).toBe(topic.name);
+    expect(dead[1]!.key).toBe("channel-1:777");
+  });
+
+  it("handles a redelivered event id once", async () => {
+    const topic = newTopic();
+    await provision(topic);
+    const processed = new MongoProcessedEventStore(mongo.connection);
+    const handled: string[] = [];
+    await startConsumer(topic, async (event) => void handled.push(event.id), processed);
+
+    const value = Buffer.from(toBinary(InboundMessageSchema, create(InboundMessageSchema, inbound("twice"))));
+    const record = { key: "channel-1:777", value, headers: { [Header.eventId]: "same-id" } };
+    await publisher.sendRaw(topic.name, [record, record]);
+    await publisher.publish(topic, { key: "channel-1:777", projectId: "project-1", value: inbound("marker"), eventId: "marker-id" });
+    await waitFor("the marker", () => handled.includes("marker-id"));
+    expect(handled.filter((id) => id === "same-id")).toHaveLength(1);
+  });
+});

@@ -1,0 +1,68 @@
+import { randomBytes } from "node:crypto";
+import { Writable } from "node:stream";
+import { createLogger, type Logger } from "@chatcrm/logging";
+
+/** Where the harness's Kafka and MongoDB-compatible server are (set by globalSetup or by the caller). */
+export function testInfra(): { kafkaBrokers: string[]; mongoUrl: string } {
+  const brokers = process.env.KAFKA_BROKERS;
+  const mongoUrl = process.env.MONGO_URL;
+  if (!brokers || !mongoUrl) throw new Error("KAFKA_BROKERS and MONGO_URL are not set: run tests through jest.preset.js (its globalSetup starts the harness)");
+  return { kafkaBrokers: brokers.split(",").map((b) => b.trim()), mongoUrl };
+}
+
+/** A name no other test or run uses, for databases, topics and consumer groups. */
+export function uniqueName(prefix: string): string {
+  return `${prefix}-${Date.now().toString(36)}-${randomBytes(3).toString("hex")}`;
+}
+
+/** A database name for one suite; FerretDB and MongoDB both take [A-Za-z0-9_-]. */
+export const uniqueDatabase = (prefix: string) => uniqueName(`t_${prefix}`).replace(/-/g, "_");
+
+/** A logger for tests: silent unless TEST_LOG_LEVEL says otherwise; `lines` keeps what was logged. */
+export function testLogger(service = "test"): Logger & { lines: Record<string, unknown>[] } {
+  const lines: Record<string, unknown>[] = [];
+  const sink = new Writable({
+    write(chunk, _enc, done) {
+      const line = JSON.parse(String(chunk)) as Record<string, unknown>;
+      lines.push(line);
+      if (process.env.TEST_LOG_LEVEL) process.stderr.write(String(chunk));
+      done();
+    },
+  });
+  const logger = createLogger({ service, level: (process.env.TEST_LOG_LEVEL as never) ?? "info", destination: sink });
+  return Object.assign(logger, { lines });
+}
+
+/** Polls until `check` returns a value other than undefined/false, or fails with `what` after the timeout. */
+export async function waitFor<T>(what: string, check: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 20_000, intervalMs = 100): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  for (;;) {
+    try {
+      const value = await check();
+      if (value !== undefined && value !== false) return value;
+    } catch (err) {
+      lastError = err;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? `: ${(lastError as Error).message}` : ""}`);
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}
+
+/** A backend configuration pointing at the harness, on an ephemeral gRPC port and a database of its own. */
+export function testBackendConfig(database: string) {
+  const { kafkaBrokers, mongoUrl } = testInfra();
+  return {
+    GRPC_HOST: "127.0.0.1",
+    GRPC_PORT: 0,
+    MONGO_URL: mongoUrl,
+    MONGO_DATABASE: database,
+    KAFKA_BROKERS: kafkaBrokers,
+    KAFKA_CLIENT_ID: database,
+    KAFKA_REPLICATION_FACTOR: 1,
+    SHUTDOWN_TIMEOUT_MS: 2_000,
+    HEALTH_PROBE_INTERVAL_MS: 500,
+    MONGO_TTL_INDEXES: false,
+  };
+}
+export { installTestTracing } from "./tracing";
