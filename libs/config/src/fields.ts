@@ -52,6 +52,8 @@ export const serviceBaseSchema = (defaults: { grpcPort: number; database: string
     GRPC_HOST: z.string().default("0.0.0.0"),
     GRPC_PORT: port(defaults.grpcPort),
     MONGO_URL: mongoUrl(),
+    /** How long start-up and each operation wait to find a reachable MongoDB server. */
+    MONGO_SERVER_SELECTION_TIMEOUT_MS: positiveInt(10_000),
     MONGO_DATABASE: z.string().regex(/^[A-Za-z0-9_-]{1,63}$/, { error: "expected a database name of letters, digits, _ or -" }).default(defaults.database),
     KAFKA_BROKERS: brokerList(),
     KAFKA_CLIENT_ID: z.string().optional(),

@@ -13,6 +13,7 @@ export interface BackendConfig {
   GRPC_PORT: number;
   MONGO_URL: string;
   MONGO_DATABASE: string;
+  MONGO_SERVER_SELECTION_TIMEOUT_MS: number;
   KAFKA_BROKERS: string[];
   KAFKA_CLIENT_ID?: string | undefined;
   KAFKA_REPLICATION_FACTOR: number;
@@ -65,7 +66,12 @@ export interface RunningBackend {
  */
 export async function startBackend(def: BackendDefinition): Promise<RunningBackend> {
   const { config, logger, name } = def;
-  const mongo = new MongoDatabase({ url: config.MONGO_URL, database: config.MONGO_DATABASE, logger });
+  const mongo = new MongoDatabase({
+    url: config.MONGO_URL,
+    database: config.MONGO_DATABASE,
+    logger,
+    serverSelectionTimeoutMs: config.MONGO_SERVER_SELECTION_TIMEOUT_MS,
+  });
   const kafka = createKafka({ brokers: config.KAFKA_BROKERS, clientId: config.KAFKA_CLIENT_ID ?? name, logger });
   const admin = kafka.admin();
   const publisher = new EventPublisher(kafka);

@@ -54,9 +54,11 @@ export function testBackendConfig(database: string) {
   const { kafkaBrokers, mongoUrl } = testInfra();
   return {
     GRPC_HOST: "127.0.0.1",
+    LOG_LEVEL: "info" as const,
     GRPC_PORT: 0,
     MONGO_URL: mongoUrl,
     MONGO_DATABASE: database,
+    MONGO_SERVER_SELECTION_TIMEOUT_MS: 5_000,
     KAFKA_BROKERS: kafkaBrokers,
     KAFKA_CLIENT_ID: database,
     KAFKA_REPLICATION_FACTOR: 1,
@@ -66,3 +68,4 @@ export function testBackendConfig(database: string) {
   };
 }
 export { installTestTracing } from "./tracing";
+export { describeServiceSkeleton } from "./service-smoke";

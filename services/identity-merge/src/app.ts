@@ -1,0 +1,9 @@
+import type { Logger } from "@chatcrm/logging";
+import { Topics } from "@chatcrm/kafka";
+import { startBackend } from "@chatcrm/lifecycle";
+import type { Config } from "./config";
+
+/** Starts the identity-merge service; main.ts runs it, tests start it on an ephemeral port. */
+export function startIdentityMerge(config: Config, logger: Logger) {
+  return startBackend({ name: "identity-merge", config, logger, topics: [Topics.contactEvents] });
+}
