@@ -27,12 +27,12 @@ export default tseslint.config(
       // Library code must take its configuration as arguments; only a service's config.ts reads the environment.
       "no-restricted-properties": [
         "error",
-        { object: "process", property: "env", message: "Read the environment only in a service's config.ts or instrument.ts and pass values down." },
+        { object: "process", property: "env", message: "Read the environment only in a service's main.ts or instrument.ts and pass values down." },
       ],
     },
   },
   {
-    files: ["services/*/src/config.ts", "services/*/src/instrument.ts", "**/*.test.ts", "test/**/*.ts", "libs/testing/src/**/*.ts", "tools/**"],
+    files: ["services/*/src/main.ts", "services/*/src/instrument.ts", "**/*.test.ts", "test/**/*.ts", "libs/testing/src/**/*.ts", "tools/**"],
     rules: { "no-restricted-properties": "off" },
   },
   {

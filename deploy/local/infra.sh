@@ -16,6 +16,7 @@ source "$(dirname "$0")/common.sh"
 
 KAFKA_DIR="$INSTANCE_DIR/kafka"
 FERRET_DIR="$INSTANCE_DIR/ferretdb"
+# Held on fd 9 while starting or stopping; the processes started are given no fd 9, or they would hold it forever.
 LOCK="$INSTANCE_DIR/.lock"
 
 pid_alive() { [[ -f "$1" ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
@@ -76,7 +77,7 @@ start_kafka() {
   log "starting Kafka on 127.0.0.1:$KAFKA_PORT"
   # shellcheck disable=SC2046
   setsid java $(kafka_java_args) -Dlog4j.configuration="file:$KAFKA_DIR/log4j.properties" -cp "$KAFKA_LIBS/*" \
-    kafka.Kafka "$KAFKA_DIR/server.properties" >>"$KAFKA_DIR/kafka.log" 2>&1 </dev/null &
+    kafka.Kafka "$KAFKA_DIR/server.properties" >>"$KAFKA_DIR/kafka.log" 2>&1 </dev/null 9>&- &
   echo $! >"$KAFKA_DIR/pid"
 }
 
@@ -88,7 +89,7 @@ start_ferretdb() {
   setsid "$FERRETDB_BIN" --handler=sqlite --sqlite-url="file:$FERRET_DIR/data/" \
     --listen-addr="127.0.0.1:$FERRETDB_PORT" --debug-addr=- --state-dir="$FERRET_DIR/state" \
     --telemetry=disable --log-level=warn --log-format=text \
-    >>"$FERRET_DIR/ferretdb.log" 2>&1 </dev/null &
+    >>"$FERRET_DIR/ferretdb.log" 2>&1 </dev/null 9>&- &
   echo $! >"$FERRET_DIR/pid"
 }
 
@@ -128,7 +129,7 @@ start_watchdog() {
   setsid bash -c '
     alive() { while read -r p; do kill -0 "$p" 2>/dev/null && return 0; done <"$1"; return 1; }
     while alive "$1"; do sleep 2; done
-    exec bash "$2" stop' _ "$INSTANCE_DIR/owners" "$CHATCRM_ROOT/deploy/local/infra.sh" >>"$INSTANCE_DIR/watchdog.log" 2>&1 </dev/null &
+    exec bash "$2" stop' _ "$INSTANCE_DIR/owners" "$CHATCRM_ROOT/deploy/local/infra.sh" >>"$INSTANCE_DIR/watchdog.log" 2>&1 </dev/null 9>&- &
   echo $! >"$INSTANCE_DIR/watchdog.pid"
 }
 

@@ -1,10 +1,9 @@
-import type { Model } from "mongoose";
 import type { Kafka } from "kafkajs";
 import { Health } from "@chatcrm/contracts/grpc/health/v1/health_pb";
 import { GrpcServer, HealthState, healthHandlers } from "@chatcrm/grpc";
 import { createKafka, ensureTopics, EventConsumer, EventPublisher, type EventConsumerOptions, type TopicDefinition } from "@chatcrm/kafka";
 import type { Logger } from "@chatcrm/logging";
-import { MongoDatabase, MongoProcessedEventStore } from "@chatcrm/mongo";
+import { MongoDatabase, MongoProcessedEventStore, type IndexedModel } from "@chatcrm/mongo";
 import { ReadinessMonitor, type ReadinessCheck } from "./readiness-monitor";
 
 /** The part of every service's configuration the backend runtime needs (see serviceBaseSchema in libs/config). */
@@ -33,7 +32,7 @@ export interface BackendContext {
   readonly health: HealthState;
   readonly processedEvents: MongoProcessedEventStore;
   /** Models whose indexes are synced before the service starts serving. */
-  addModels(...models: Model<any>[]): void;
+  addModels(...models: IndexedModel[]): void;
   /** A consumer started after the gRPC server and stopped before Kafka disconnects. */
   addConsumer(options: Omit<EventConsumerOptions, "publisher" | "logger" | "processed">): EventConsumer;
   addReadinessCheck(check: ReadinessCheck): void;
@@ -78,7 +77,7 @@ export async function startBackend(def: BackendDefinition): Promise<RunningBacke
   const grpc = new GrpcServer({ logger });
   const health = new HealthState();
   const processedEvents = new MongoProcessedEventStore(mongo.connection, config.MONGO_TTL_INDEXES ? { ttlSeconds: 14 * 24 * 3600 } : {});
-  const models: Model<any>[] = [processedEvents.model];
+  const models: IndexedModel[] = [processedEvents.model];
   const consumers: EventConsumer[] = [];
   const checks: ReadinessCheck[] = [
     { name: "MongoDB", probe: () => mongo.ping() },

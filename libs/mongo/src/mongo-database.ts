@@ -1,4 +1,9 @@
-import mongoose, { type Connection, type Model } from "mongoose";
+import mongoose, { type Connection } from "mongoose";
+
+/** What index sync needs of a model; any mongoose Model fits. */
+export interface IndexedModel {
+  syncIndexes(): Promise<unknown>;
+}
 import type { Logger } from "@chatcrm/logging";
 
 export interface MongoSettings {
@@ -39,7 +44,7 @@ export class MongoDatabase {
    * Makes each model's indexes match its schema (creating missing ones, dropping ones no schema declares), so a
    * deploy carries its indexes with it.
    */
-  async syncIndexes(models: Model<never>[] | Model<any>[]): Promise<void> {
+  async syncIndexes(models: IndexedModel[]): Promise<void> {
     for (const model of models) await model.syncIndexes();
   }
 
