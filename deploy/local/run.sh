@@ -33,7 +33,10 @@ trap 'exit 130' INT TERM
 
 if [[ ! -f node_modules/.package-lock.json || package-lock.json -nt node_modules/.package-lock.json ]]; then
   log "installing npm packages"
-  npm ci --no-audit --no-fund
+  # Not 'npm ci': the npm 11 here leaves other platforms' optional binaries (buf, swc, esbuild...) out of the
+  # lockfile, and 'npm ci' then refuses the lockfile as out of sync (npm/cli#8320, #4828). 'npm install' still
+  # installs the locked versions.
+  npm install --no-audit --no-fund
 fi
 
 if [[ -z "${KAFKA_BROKERS:-}" || -z "${MONGO_URL:-}" ]]; then

@@ -1,4 +1,4 @@
-import { context, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Attributes } from "@opentelemetry/api";
+import { context, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Attributes, type Context } from "@opentelemetry/api";
 
 /**
  * Trace context across the gRPC and Kafka hops. The kafkajs and gRPC instrumentations already carry it when
@@ -37,23 +37,19 @@ export async function runInRemoteContext<T>(
   const active = trace.getActiveSpan()?.spanContext();
   if (remoteTraceId && active && active.traceId === remoteTraceId) return fn();
 
-  const span = trace.getTracer("chatcrm").startSpan(options.name, { kind: options.kind, attributes: options.attributes }, remote);
-  try {
-    return await context.with(trace.setSpan(remote, span), fn);
-  } catch (err) {
-    span.recordException(err as Error);
-    span.setStatus({ code: SpanStatusCode.ERROR, message: (err as Error).message });
-    throw err;
-  } finally {
-    span.end();
-  }
+  return runInSpan(remote, options, fn);
 }
 
 /** Runs `fn` in a new span that is a child of the active one, for a producer or client side of a hop. */
-export async function runInChildSpan<T>(options: RemoteSpanOptions, fn: () => Promise<T>): Promise<T> {
-  const span = trace.getTracer("chatcrm").startSpan(options.name, { kind: options.kind, attributes: options.attributes });
+export function runInChildSpan<T>(options: RemoteSpanOptions, fn: () => Promise<T>): Promise<T> {
+  return runInSpan(context.active(), options, fn);
+}
+
+/** Runs `fn` in a new span under `parent`, ending it when `fn` settles and recording an error if it throws. */
+async function runInSpan<T>(parent: Context, options: RemoteSpanOptions, fn: () => Promise<T>): Promise<T> {
+  const span = trace.getTracer("chatcrm").startSpan(options.name, { kind: options.kind, attributes: options.attributes }, parent);
   try {
-    return await context.with(trace.setSpan(context.active(), span), fn);
+    return await context.with(trace.setSpan(parent, span), fn);
   } catch (err) {
     span.recordException(err as Error);
     span.setStatus({ code: SpanStatusCode.ERROR, message: (err as Error).message });
