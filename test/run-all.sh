@@ -40,7 +40,7 @@ fi
 
 step "lint, typecheck, build and tests of every project (Nx)"
 rm -rf dist/test-results
-nx run-many -t lint typecheck build test generate-check --outputStyle=static
+nx run-many -t lint typecheck build test --outputStyle=static
 
 step "Helm chart: lint, render, validate against the Kubernetes schemas, template tests"
 bash charts/chatcrm/test.sh
