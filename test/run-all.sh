@@ -5,17 +5,13 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-export PATH="$root/node_modules/.bin:$PATH" NX_DAEMON=false NX_NO_CLOUD=true NX_TUI=false FORCE_COLOR=0
+source deploy/local/common.sh
+export FORCE_COLOR=0
 started=$SECONDS
 step() { printf '\n==> %s\n' "$*"; }
 
 step "npm packages"
-if [[ ! -f node_modules/.package-lock.json || package-lock.json -nt node_modules/.package-lock.json ]]; then
-  # Not 'npm ci': the npm 11 here leaves other platforms' optional binaries (buf, swc, esbuild...) out of the
-  # lockfile, and 'npm ci' then refuses the lockfile as out of sync (npm/cli#8320, #4828). 'npm install' still
-  # installs the locked versions.
-  npm install --no-audit --no-fund
-fi
+ensure_npm_packages
 
 step "tools for the infrastructure and chart checks"
 bash deploy/local/install.sh all

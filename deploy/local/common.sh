@@ -29,6 +29,20 @@ else
 fi
 INSTANCE_DIR="$CHATCRM_CACHE/run/$CHATCRM_INSTANCE"
 
+# Repo-local tools first, Nx without its daemon, cloud or TUI (scripts want plain, finite output).
+export PATH="$CHATCRM_ROOT/node_modules/.bin:$PATH" NX_DAEMON=false NX_NO_CLOUD=true NX_TUI=false
+
+# Installs the npm packages when node_modules is missing or older than the lockfile.
+# Not 'npm ci': the npm 11 here leaves other platforms' optional binaries (buf, swc, esbuild...) out of the
+# lockfile, and 'npm ci' then refuses the lockfile as out of sync (npm/cli#8320, #4828). 'npm install' still
+# installs the locked versions.
+ensure_npm_packages() {
+  local lock="$CHATCRM_ROOT/package-lock.json" installed="$CHATCRM_ROOT/node_modules/.package-lock.json"
+  if [[ ! -f "$installed" || "$lock" -nt "$installed" ]]; then
+    (cd "$CHATCRM_ROOT" && npm install --no-audit --no-fund)
+  fi
+}
+
 log() { printf '[chatcrm] %s\n' "$*" >&2; }
 die() { printf '[chatcrm] error: %s\n' "$*" >&2; exit 1; }
 

@@ -3,17 +3,17 @@
 # FerretDB (unless KAFKA_BROKERS and MONGO_URL are given), builds and starts the seven services, waits until
 # the gateway reports every backend SERVING, and prints where to reach it. Ctrl-C stops everything.
 #
-# Ports: GATEWAY_HTTP_PORT (8080) and CHATCRM_GRPC_BASE_PORT (50050: gateway, then the others upwards).
+# Every service runs on the defaults of its own config.ts (gRPC 50050-50056, the gateway's peer addresses to
+# match), so ports are written down once; GATEWAY_HTTP_PORT moves the public API from 8080.
 # Service logs: ~/.cache/chatcrm/run/dev/logs/<service>.log (LOG_LEVEL applies to all).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
 source deploy/local/common.sh
-export PATH="$root/node_modules/.bin:$PATH" NX_DAEMON=false NX_NO_CLOUD=true NX_TUI=false
 
-SERVICES=(gateway channels contacts flow-runtime identity-merge integrations export)
+SERVICES=()
+for dir in services/*/; do SERVICES+=("$(basename "$dir")"); done
 http_port=${GATEWAY_HTTP_PORT:-8080}
-base_port=${CHATCRM_GRPC_BASE_PORT:-50050}
 logs="$INSTANCE_DIR/logs"
 pids=()
 own_infra=0
@@ -31,13 +31,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-if [[ ! -f node_modules/.package-lock.json || package-lock.json -nt node_modules/.package-lock.json ]]; then
-  log "installing npm packages"
-  # Not 'npm ci': the npm 11 here leaves other platforms' optional binaries (buf, swc, esbuild...) out of the
-  # lockfile, and 'npm ci' then refuses the lockfile as out of sync (npm/cli#8320, #4828). 'npm install' still
-  # installs the locked versions.
-  npm install --no-audit --no-fund
-fi
+ensure_npm_packages
 
 if [[ -z "${KAFKA_BROKERS:-}" || -z "${MONGO_URL:-}" ]]; then
   own_infra=1
@@ -49,18 +43,12 @@ log "building the services"
 nx run-many -t build --projects="$(IFS=,; echo "${SERVICES[*]}")" --outputStyle=static >/dev/null
 
 mkdir -p "$logs"
-grpc_addr() { local i; for i in "${!SERVICES[@]}"; do [[ "${SERVICES[$i]}" == "$1" ]] && echo "127.0.0.1:$((base_port + i))"; done; }
-for i in "${!SERVICES[@]}"; do
-  name=${SERVICES[$i]}
-  port=$((base_port + i))
-  port_open "$port" && die "port $port (for $name) is taken; set CHATCRM_GRPC_BASE_PORT"
-  env GRPC_HOST=127.0.0.1 GRPC_PORT="$port" HTTP_HOST=127.0.0.1 HTTP_PORT="$http_port" \
-    CHANNELS_GRPC_ADDR="$(grpc_addr channels)" CONTACTS_GRPC_ADDR="$(grpc_addr contacts)" \
-    FLOW_RUNTIME_GRPC_ADDR="$(grpc_addr flow-runtime)" IDENTITY_MERGE_GRPC_ADDR="$(grpc_addr identity-merge)" \
-    INTEGRATIONS_GRPC_ADDR="$(grpc_addr integrations)" EXPORT_GRPC_ADDR="$(grpc_addr export)" \
+for name in "${SERVICES[@]}"; do
+  # A taken port makes the service exit with a message naming it; the wait below shows that log.
+  GRPC_HOST=127.0.0.1 HTTP_HOST=127.0.0.1 HTTP_PORT="$http_port" \
     node --enable-source-maps "dist/services/$name/main.js" >>"$logs/$name.log" 2>&1 &
   pids+=($!)
-  log "started $name (pid $!, gRPC $port, log $logs/$name.log)"
+  log "started $name (pid $!, log $logs/$name.log)"
 done
 
 status_url="http://127.0.0.1:$http_port/chatcrm.system.v1.SystemService/GetSystemStatus"
@@ -75,10 +63,10 @@ done
 
 cat <<MSG
 
-  ChatCRM is running: all seven services report SERVING.
+  ChatCRM is running: all ${#SERVICES[@]} services report SERVING.
 
   Gateway (Connect JSON, gRPC-Web):  http://127.0.0.1:$http_port
-  Gateway and services (gRPC):       127.0.0.1:$base_port-$((base_port + ${#SERVICES[@]} - 1))
+  Services (gRPC, with reflection):  127.0.0.1:50050-50056 (see each services/*/README.md)
   Kafka: $KAFKA_BROKERS   MongoDB: $MONGO_URL
   Logs: $logs
 

@@ -1,10 +1,10 @@
 import mongoose, { type Connection } from "mongoose";
+import type { Logger } from "@chatcrm/logging";
 
 /** What index sync needs of a model; any mongoose Model fits. */
 export interface IndexedModel {
   syncIndexes(): Promise<unknown>;
 }
-import type { Logger } from "@chatcrm/logging";
 
 export interface MongoSettings {
   url: string;

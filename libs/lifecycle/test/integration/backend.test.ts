@@ -19,7 +19,8 @@ describe("startBackend", () => {
 
     await backend.stop();
     await backend.stop(); // idempotent
-    await expect(client.check({}, { timeoutMs: 500 })).rejects.toMatchObject({ code: expect.any(Number) });
+    // The server is gone: the call fails as unavailable rather than hanging until its deadline.
+    await expect(client.check({}, { timeoutMs: 2_000 })).rejects.toMatchObject({ code: Status.UNAVAILABLE });
     client.close();
   });
 
@@ -30,6 +31,5 @@ describe("startBackend", () => {
 
   it("redacts passwords from connection strings", () => {
     expect(redactUrl("mongodb+srv://app:s3cr3t@cluster0.example.net/db")).toBe("mongodb+srv://app:***@cluster0.example.net/db");
-    expect(Status.OK).toBe(0);
   });
 });
