@@ -7,6 +7,20 @@ import { unauthenticated } from "./errors";
 /** Metadata key carrying the project (tenant) the gateway derived from the caller's credentials. */
 export const PROJECT_METADATA_KEY = "x-chatcrm-project";
 
+/** Metadata keys carrying the operator on whose behalf the gateway calls, and their role in the project. */
+export const OPERATOR_METADATA_KEY = "x-chatcrm-operator";
+export const ROLE_METADATA_KEY = "x-chatcrm-role";
+
+/** admin and operator are people (seed 002 roles); service is another backend acting for the whole project. */
+export type ViewerRole = "admin" | "operator" | "service";
+
+/** Who is looking, as the gateway derived it from the credentials. */
+export interface Viewer {
+  role: ViewerRole;
+  /** Empty for services. */
+  operatorId: string;
+}
+
 /** What a handler knows about its call besides the request. */
 export interface CallContext {
   readonly method: string;
@@ -16,6 +30,8 @@ export interface CallContext {
   readonly deadline: Date | undefined;
   /** The project the call is scoped to; throws UNAUTHENTICATED when the caller sent none. */
   projectId(): string;
+  /** The caller's role and operator id; a call without them is a service acting for the whole project. */
+  viewer(): Viewer;
 }
 
 export function createCallContext(method: string, call: ServerSurfaceCall): CallContext {
@@ -33,6 +49,13 @@ export function createCallContext(method: string, call: ServerSurfaceCall): Call
       const id = typeof value === "string" ? value.trim() : "";
       if (!id) throw unauthenticated(`the call carries no project scope (${PROJECT_METADATA_KEY} metadata)`);
       return id;
+    },
+    viewer() {
+      const operatorId = String(call.metadata.get(OPERATOR_METADATA_KEY)[0] ?? "").trim();
+      const role = String(call.metadata.get(ROLE_METADATA_KEY)[0] ?? (operatorId ? "operator" : "service")).trim();
+      if (role !== "admin" && role !== "operator" && role !== "service") throw unauthenticated(`unknown role "${role}" in ${ROLE_METADATA_KEY} metadata`);
+      if (role === "operator" && !operatorId) throw unauthenticated(`an operator call carries no ${OPERATOR_METADATA_KEY} metadata`);
+      return { role, operatorId };
     },
   };
 }

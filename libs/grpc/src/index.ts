@@ -1,4 +1,4 @@
-export { createCallContext, metadataCarrier, PROJECT_METADATA_KEY, type CallContext } from "./call-context";
+export { createCallContext, metadataCarrier, OPERATOR_METADATA_KEY, PROJECT_METADATA_KEY, ROLE_METADATA_KEY, type CallContext, type Viewer, type ViewerRole } from "./call-context";
 export { createGrpcClient, type GrpcClientOptions } from "./client";
 export {
   failedPrecondition,

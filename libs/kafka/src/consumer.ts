@@ -48,6 +48,8 @@ export interface EventConsumerOptions {
   retry?: Partial<RetryPolicy>;
   /** Read topics from their beginning when the group has no committed offset; on by default so nothing is missed. */
   fromBeginning?: boolean;
+  /** Partitions handled at once (records of one partition, hence of one key, always one at a time); 1 by default. */
+  partitionsConsumedConcurrently?: number;
 }
 
 class StoppingError extends Error {}
@@ -79,7 +81,7 @@ export class EventConsumer {
   async start(): Promise<void> {
     await this.consumer.connect();
     await this.consumer.subscribe({ topics: [...this.byTopic.keys()], fromBeginning: this.options.fromBeginning ?? true });
-    await this.consumer.run({ eachMessage: (payload) => this.handle(payload) });
+    await this.consumer.run({ partitionsConsumedConcurrently: this.options.partitionsConsumedConcurrently ?? 1, eachMessage: (payload) => this.handle(payload) });
   }
 
   /** Resolves once the group is joined and partitions are assigned; tests use it before publishing. */

@@ -36,23 +36,27 @@ export interface BackendContext {
   /** A consumer started after the gRPC server and stopped before Kafka disconnects. */
   addConsumer(options: Omit<EventConsumerOptions, "publisher" | "logger" | "processed">): EventConsumer;
   addReadinessCheck(check: ReadinessCheck): void;
+  /** Runs once the service serves gRPC and its consumers run (background workers start here). */
+  onStarted(fn: () => Promise<void> | void): void;
   /** Runs at shutdown, after consumers stop and before Kafka and MongoDB close; last added runs first. */
   onShutdown(name: string, fn: () => Promise<void> | void): void;
 }
 
-export interface BackendDefinition {
+export interface BackendDefinition<T = void> {
   name: string;
   config: BackendConfig;
   logger: Logger;
   /** Topics this service publishes or consumes; created with their dead-letter topics if missing. */
   topics?: TopicDefinition[];
   /** Wires the service's own handlers, consumers and models. */
-  register?: (ctx: BackendContext) => Promise<void> | void;
+  register?: (ctx: BackendContext) => Promise<T> | T;
 }
 
-export interface RunningBackend {
+export interface RunningBackend<T = unknown> {
   readonly grpcPort: number;
   readonly context: BackendContext;
+  /** What the service's register returned: its own parts, for tests and benchmarks to drive directly. */
+  readonly parts: T;
   /** Idempotent graceful stop: NOT_SERVING, drain gRPC, stop consumers, run hooks, close Kafka and MongoDB. */
   stop(): Promise<void>;
 }
@@ -63,7 +67,7 @@ export interface RunningBackend {
  * A dependency that is unreachable at start-up fails the start with a message naming it; one that goes away
  * later turns health to NOT_SERVING until it is back.
  */
-export async function startBackend(def: BackendDefinition): Promise<RunningBackend> {
+export async function startBackend<T = void>(def: BackendDefinition<T>): Promise<RunningBackend<T>> {
   const { config, logger, name } = def;
   const mongo = new MongoDatabase({
     url: config.MONGO_URL,
@@ -84,6 +88,7 @@ export async function startBackend(def: BackendDefinition): Promise<RunningBacke
     { name: "Kafka", probe: async () => void (await admin.describeCluster()) },
   ];
   const hooks: { name: string; fn: () => Promise<void> | void }[] = [];
+  const startedHooks: (() => Promise<void> | void)[] = [];
 
   const context: BackendContext = {
     name,
@@ -101,6 +106,7 @@ export async function startBackend(def: BackendDefinition): Promise<RunningBacke
       return consumer;
     },
     addReadinessCheck: (check) => void checks.push(check),
+    onStarted: (fn) => void startedHooks.push(fn),
     onShutdown: (hookName, fn) => void hooks.push({ name: hookName, fn }),
   };
 
@@ -121,12 +127,13 @@ export async function startBackend(def: BackendDefinition): Promise<RunningBacke
     });
   }
   await step("connecting the Kafka producer", () => publisher.connect());
-  await def.register?.(context);
+  const parts = (await def.register?.(context)) as T;
   await step("syncing MongoDB indexes", () => mongo.syncIndexes(models));
   grpc.addService(Health, healthHandlers(health));
   let grpcPort = 0;
   await step(`listening for gRPC on ${config.GRPC_HOST}:${config.GRPC_PORT}`, async () => (grpcPort = await grpc.listen(config.GRPC_HOST, config.GRPC_PORT)));
   await step("starting Kafka consumers", () => Promise.all(consumers.map((c) => c.start())));
+  for (const fn of startedHooks) await step("starting background work", async () => fn());
 
   const monitor = new ReadinessMonitor(health, checks, logger, config.HEALTH_PROBE_INTERVAL_MS);
   await monitor.probeOnce();
@@ -154,7 +161,7 @@ export async function startBackend(def: BackendDefinition): Promise<RunningBacke
       logger.info(`${name} stopped`);
     })());
 
-  return { grpcPort, context, stop };
+  return { grpcPort, context, parts, stop };
 }
 
 /** A connection string without its password, for messages a person reads. */

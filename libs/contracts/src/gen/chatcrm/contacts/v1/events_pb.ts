@@ -6,8 +6,10 @@
 
 import type { GenEnum, GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
-import type { InboundMessage } from "../../channels/v1/events_pb";
+import type { InboundMessage, Messenger } from "../../channels/v1/events_pb";
 import { file_chatcrm_channels_v1_events } from "../../channels/v1/events_pb";
+import type { Contact } from "./contacts_service_pb";
+import { file_chatcrm_contacts_v1_contacts_service } from "./contacts_service_pb";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Message } from "@bufbuild/protobuf";
@@ -16,7 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file chatcrm/contacts/v1/events.proto.
  */
 export const file_chatcrm_contacts_v1_events: GenFile = /*@__PURE__*/
-  fileDesc("CiBjaGF0Y3JtL2NvbnRhY3RzL3YxL2V2ZW50cy5wcm90bxITY2hhdGNybS5jb250YWN0cy52MSKUAgoPQ29udGFjdFNuYXBzaG90EhIKCmNvbnRhY3RfaWQYASABKAkSEQoJY2xpZW50X2lkGAIgASgDEhIKCmZpcnN0X25hbWUYAyABKAkSEQoJbGFzdF9uYW1lGAQgASgJEg0KBXBob25lGAUgASgJEg0KBWVtYWlsGAYgASgJEgwKBHRhZ3MYByADKAkSDQoFbGlzdHMYCCADKAkSRgoJdmFyaWFibGVzGAkgAygLMjMuY2hhdGNybS5jb250YWN0cy52MS5Db250YWN0U25hcHNob3QuVmFyaWFibGVzRW50cnkaMAoOVmFyaWFibGVzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASKaAQoWQ29udGFjdFJlc29sdmVkTWVzc2FnZRI0CgdtZXNzYWdlGAEgASgLMiMuY2hhdGNybS5jaGFubmVscy52MS5JbmJvdW5kTWVzc2FnZRI1Cgdjb250YWN0GAIgASgLMiQuY2hhdGNybS5jb250YWN0cy52MS5Db250YWN0U25hcHNob3QSEwoLZmlyc3RfdG91Y2gYAyABKAgi9wEKDkNvbnRhY3RDaGFuZ2VkEhAKCGV2ZW50X2lkGAEgASgJEhIKCnByb2plY3RfaWQYAiABKAkSEgoKY29udGFjdF9pZBgDIAEoCRI0CgRraW5kGAQgASgOMiYuY2hhdGNybS5jb250YWN0cy52MS5Db250YWN0Q2hhbmdlS2luZBIWCg5jaGFuZ2VkX2ZpZWxkcxgFIAMoCRI1Cgdjb250YWN0GAYgASgLMiQuY2hhdGNybS5jb250YWN0cy52MS5Db250YWN0U25hcHNob3QSJgoCYXQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wKpsBChFDb250YWN0Q2hhbmdlS2luZBIjCh9DT05UQUNUX0NIQU5HRV9LSU5EX1VOU1BFQ0lGSUVEEAASHwobQ09OVEFDVF9DSEFOR0VfS0lORF9DUkVBVEVEEAESHwobQ09OVEFDVF9DSEFOR0VfS0lORF9VUERBVEVEEAISHwobQ09OVEFDVF9DSEFOR0VfS0lORF9ERUxFVEVEEANiBnByb3RvMw", [file_chatcrm_channels_v1_events, file_google_protobuf_timestamp]);
+  fileDesc("CiBjaGF0Y3JtL2NvbnRhY3RzL3YxL2V2ZW50cy5wcm90bxITY2hhdGNybS5jb250YWN0cy52MSLCAwoPQ29udGFjdFNuYXBzaG90EhIKCmNvbnRhY3RfaWQYASABKAkSEQoJY2xpZW50X2lkGAIgASgDEhIKCmZpcnN0X25hbWUYAyABKAkSEQoJbGFzdF9uYW1lGAQgASgJEg0KBXBob25lGAUgASgJEg0KBWVtYWlsGAYgASgJEgwKBHRhZ3MYByADKAkSDQoFbGlzdHMYCCADKAkSRgoJdmFyaWFibGVzGAkgAygLMjMuY2hhdGNybS5jb250YWN0cy52MS5Db250YWN0U25hcHNob3QuVmFyaWFibGVzRW50cnkSMQoJbWVzc2VuZ2VyGAogASgOMh4uY2hhdGNybS5jaGFubmVscy52MS5NZXNzZW5nZXISEgoKY2hhbm5lbF9pZBgLIAEoCRIZChFtZXNzZW5nZXJfdXNlcl9pZBgMIAEoCRIRCglmcmVlX3RleHQYDSABKAkSEAoIdXNlcm5hbWUYDiABKAkSEAoIbGFuZ3VhZ2UYDyABKAkSEwoLb3BlcmF0b3JfaWQYECABKAkaMAoOVmFyaWFibGVzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASKaAQoWQ29udGFjdFJlc29sdmVkTWVzc2FnZRI0CgdtZXNzYWdlGAEgASgLMiMuY2hhdGNybS5jaGFubmVscy52MS5JbmJvdW5kTWVzc2FnZRI1Cgdjb250YWN0GAIgASgLMiQuY2hhdGNybS5jb250YWN0cy52MS5Db250YWN0U25hcHNob3QSEwoLZmlyc3RfdG91Y2gYAyABKAgiowIKDkNvbnRhY3RDaGFuZ2VkEhAKCGV2ZW50X2lkGAEgASgJEhIKCnByb2plY3RfaWQYAiABKAkSEgoKY29udGFjdF9pZBgDIAEoCRI0CgRraW5kGAQgASgOMiYuY2hhdGNybS5jb250YWN0cy52MS5Db250YWN0Q2hhbmdlS2luZBIWCg5jaGFuZ2VkX2ZpZWxkcxgFIAMoCRI1Cgdjb250YWN0GAYgASgLMiQuY2hhdGNybS5jb250YWN0cy52MS5Db250YWN0U25hcHNob3QSJgoCYXQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEioKBGNhcmQYCCABKAsyHC5jaGF0Y3JtLmNvbnRhY3RzLnYxLkNvbnRhY3QqmwEKEUNvbnRhY3RDaGFuZ2VLaW5kEiMKH0NPTlRBQ1RfQ0hBTkdFX0tJTkRfVU5TUEVDSUZJRUQQABIfChtDT05UQUNUX0NIQU5HRV9LSU5EX0NSRUFURUQQARIfChtDT05UQUNUX0NIQU5HRV9LSU5EX1VQREFURUQQAhIfChtDT05UQUNUX0NIQU5HRV9LSU5EX0RFTEVURUQQA2IGcHJvdG8z", [file_chatcrm_channels_v1_events, file_chatcrm_contacts_v1_contacts_service, file_google_protobuf_timestamp]);
 
 /**
  * What the flow runtime needs to know about a contact without asking for the card.
@@ -72,6 +74,45 @@ export type ContactSnapshot = Message<"chatcrm.contacts.v1.ContactSnapshot"> & {
    * @generated from field: map<string, string> variables = 9;
    */
   variables: { [key: string]: string };
+
+  /**
+   * @generated from field: chatcrm.channels.v1.Messenger messenger = 10;
+   */
+  messenger: Messenger;
+
+  /**
+   * @generated from field: string channel_id = 11;
+   */
+  channelId: string;
+
+  /**
+   * The subscriber's id inside the messenger, where replies go.
+   *
+   * @generated from field: string messenger_user_id = 12;
+   */
+  messengerUserId: string;
+
+  /**
+   * @generated from field: string free_text = 13;
+   */
+  freeText: string;
+
+  /**
+   * @generated from field: string username = 14;
+   */
+  username: string;
+
+  /**
+   * @generated from field: string language = 15;
+   */
+  language: string;
+
+  /**
+   * Responsible operator; empty when the client is free.
+   *
+   * @generated from field: string operator_id = 16;
+   */
+  operatorId: string;
 };
 
 /**
@@ -158,6 +199,13 @@ export type ContactChanged = Message<"chatcrm.contacts.v1.ContactChanged"> & {
    * @generated from field: google.protobuf.Timestamp at = 7;
    */
   at?: Timestamp | undefined;
+
+  /**
+   * The whole card after the change, for consumers that mirror it (export, integrations); empty for deletions.
+   *
+   * @generated from field: chatcrm.contacts.v1.Contact card = 8;
+   */
+  card?: Contact | undefined;
 };
 
 /**

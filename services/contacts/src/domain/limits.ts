@@ -1,0 +1,33 @@
+import { invalidArgument } from "@chatcrm/grpc";
+
+/** Sizes past which input is refused rather than stored or queried. */
+export const Limits = {
+  text: 200,
+  variableName: 100,
+  variableValue: 4_000,
+  variablesPerContact: 500,
+  valuesPerField: 100,
+  funnelHistory: 500,
+  explicitSelection: 10_000,
+  importIds: 100_000,
+} as const;
+
+export function checkText(field: string, value: string, max: number = Limits.text): string {
+  if (value.length > max) throw invalidArgument(field, `is ${value.length} characters long; at most ${max} are allowed`);
+  return value;
+}
+
+/** A list of names (tags, lists, ids): each trimmed, non-empty, within size; duplicates dropped. */
+export function checkNames(field: string, values: readonly string[], opts: { max?: number; required?: boolean } = {}): string[] {
+  const max = opts.max ?? Limits.valuesPerField;
+  if (values.length > max) throw invalidArgument(field, `has ${values.length} values; at most ${max} are allowed`);
+  const out = new Set<string>();
+  values.forEach((raw, i) => {
+    const value = raw.trim();
+    if (!value) throw invalidArgument(`${field}[${i}]`, "is empty");
+    checkText(`${field}[${i}]`, value);
+    out.add(value);
+  });
+  if (opts.required && out.size === 0) throw invalidArgument(field, "needs at least one value");
+  return [...out];
+}

@@ -1,0 +1,104 @@
+import { createHash } from "node:crypto";
+import type { ContactDoc, ContactModel, StatusName, UtmDoc } from "../store/contact-document";
+import { clientIdKey, type SupportModels } from "../store/support-models";
+import { insertTimeline } from "./timeline";
+
+export interface NewContact {
+  projectId: string;
+  contactId: string;
+  messenger: string;
+  channelId: string;
+  messengerUserId: string;
+  profile?: Partial<Pick<ContactDoc, "firstName" | "lastName" | "username" | "avatarUrl" | "profileUrl" | "language" | "phone" | "email">>;
+  at: Date;
+  utm?: UtmDoc | null;
+  status?: StatusName;
+  lists?: string[];
+}
+
+/**
+ * A contact id derived from what created it (an inbound message id, an import line), so a redelivered message or
+ * a retried import recreates the same id instead of a second contact.
+ */
+export const derivedContactId = (projectId: string, cause: string) => createHash("sha256").update(`${projectId}|${cause}`).digest("hex").slice(0, 24);
+
+/** The next client id of a project: short, numeric, unique in the project, never reused. */
+export async function nextClientId(support: SupportModels, projectId: string): Promise<number> {
+  const counter = await support.counters.collection.findOneAndUpdate({ _id: projectId as never }, { $inc: { seq: 1 } }, { upsert: true, returnDocument: "after" });
+  return (counter as unknown as { seq: number }).seq;
+}
+
+export function newContactDoc(c: NewContact, clientId: number): ContactDoc {
+  const p = c.profile ?? {};
+  const first = p.firstName ?? "";
+  const last = p.lastName ?? "";
+  return {
+    _id: c.contactId,
+    projectId: c.projectId,
+    clientId,
+    clientIdText: String(clientId),
+    messenger: c.messenger,
+    channelId: c.channelId,
+    messengerUserId: c.messengerUserId,
+    firstName: first,
+    lastName: last,
+    displayName: [first, last].filter(Boolean).join(" ") || p.username || "",
+    username: p.username ?? "",
+    avatarUrl: p.avatarUrl ?? "",
+    profileUrl: p.profileUrl ?? "",
+    phone: p.phone ?? "",
+    email: p.email ?? "",
+    language: p.language ?? "",
+    freeText: "",
+    firstInteractionAt: null,
+    lastInteractionAt: c.at,
+    lastInboundAt: null,
+    createdAt: c.at,
+    updatedAt: c.at,
+    status: c.status ?? "subscribed",
+    variables: [],
+    varNames: [],
+    varPairs: [],
+    firstUtm: c.utm ?? null,
+    lastUtm: c.utm ?? null,
+    tags: [],
+    lists: c.lists ?? [],
+    operatorId: "",
+    funnel: null,
+    funnelBlockId: "",
+    funnelHistory: [],
+    dealStage: "",
+    unread: false,
+    unreadCount: 0,
+    pinned: false,
+    lastMessage: null,
+    linkedContactIds: [],
+    recentInbound: [],
+    outbox: [],
+    rev: 0,
+  };
+}
+
+/**
+ * Stores a new contact with its client-id entry and "created" timeline line. Returns the stored contact and
+ * whether this call created it; a redone creation (same derived id) finishes the entries the first one may not
+ * have reached and returns the contact as it is.
+ */
+export async function insertContact(contacts: ContactModel, support: SupportModels, doc: ContactDoc, actor: string): Promise<{ contact: ContactDoc; created: boolean }> {
+  let contact = doc;
+  let created = true;
+  try {
+    await contacts.collection.insertOne(doc as never);
+  } catch (err) {
+    if ((err as { code?: number }).code !== 11000) throw err;
+    const existing = (await contacts.collection.findOne({ _id: doc._id as never })) as ContactDoc | null;
+    if (!existing) throw err;
+    contact = existing;
+    created = false;
+  }
+  await support.clientIds.collection.updateOne({ _id: clientIdKey(contact.projectId, contact.clientId) as never }, { $set: { contactId: contact._id } }, { upsert: true });
+  await insertTimeline(support.timeline, [
+    { _id: `${contact._id}:created`, projectId: contact.projectId, contactId: contact._id, kind: "created", subject: contact.messenger, oldValue: "", newValue: contact.channelId, actor, at: contact.createdAt },
+  ]);
+  return { contact, created };
+}

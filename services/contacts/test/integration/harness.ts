@@ -1,0 +1,45 @@
+import { create } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { InboundMessageSchema, Messenger, MessageKind, type InboundMessage } from "@chatcrm/contracts/chatcrm/channels/v1/events_pb";
+import { ContactsService } from "@chatcrm/contracts/chatcrm/contacts/v1/contacts_service_pb";
+import { createGrpcClient, OPERATOR_METADATA_KEY, PROJECT_METADATA_KEY, ROLE_METADATA_KEY, type GrpcClient } from "@chatcrm/grpc";
+import { testBackendConfig, testLogger, uniqueName } from "@chatcrm/testing";
+import { startContacts } from "../../src/app";
+import { configSchema, type Config } from "../../src/config";
+
+/** The contacts service on the harness with its own database; `overrides` tunes batch sizes and timers. */
+export async function startTestContacts(database: string, overrides: Partial<Config> = {}) {
+  const base = testBackendConfig(database);
+  const config: Config = { ...configSchema.parse({ MONGO_URL: base.MONGO_URL, KAFKA_BROKERS: base.KAFKA_BROKERS.join(",") }), ...base, MASS_ACTION_POLL_INTERVAL_MS: 200, ...overrides };
+  return startContacts(config, testLogger("contacts"));
+}
+
+export type ContactsClient = GrpcClient<typeof ContactsService>;
+
+export function contactsClient(port: number): ContactsClient {
+  return createGrpcClient(ContactsService, `127.0.0.1:${port}`);
+}
+
+/** Call options for a project, as admin or as an operator. */
+export const as = (projectId: string, operatorId?: string, role: "admin" | "operator" = operatorId ? "operator" : "admin") => ({
+  metadata: { [PROJECT_METADATA_KEY]: projectId, [ROLE_METADATA_KEY]: role, ...(operatorId && { [OPERATOR_METADATA_KEY]: operatorId }) },
+});
+
+let seq = 0;
+
+/** An inbound message as channels would publish it; fields may be overridden. */
+export function inbound(projectId: string, overrides: Partial<Omit<InboundMessage, "$typeName">> & { at?: Date } = {}): InboundMessage {
+  const { at, ...rest } = overrides;
+  return create(InboundMessageSchema, {
+    messageId: uniqueName(`m${seq++}`),
+    projectId,
+    channelId: "bot-1",
+    messenger: Messenger.TELEGRAM,
+    senderId: String(1000 + seq),
+    sender: { firstName: "Test", lastName: "User" },
+    kind: MessageKind.TEXT,
+    text: "hello",
+    sentAt: timestampFromDate(at ?? new Date()),
+    ...rest,
+  });
+}
