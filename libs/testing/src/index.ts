@@ -69,3 +69,4 @@ export function testBackendConfig(database: string) {
 }
 export { installTestTracing } from "./tracing";
 export { describeServiceSkeleton } from "./service-smoke";
+export { tapTopic, type TappedEvent } from "./topic-tap";

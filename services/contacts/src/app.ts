@@ -40,7 +40,7 @@ export function startContacts(config: Config, logger: Logger) {
 
       ctx.grpc.addService(ContactsService, contactsServiceHandlers({ store, writer, deleter, runner, jobs, publisher: ctx.publisher }));
       ctx.addConsumer({
-        groupId: "contacts",
+        groupId: config.KAFKA_CONSUMER_GROUP,
         partitionsConsumedConcurrently: config.CONSUMER_CONCURRENCY,
         subscriptions: [
           subscribe(Topics.inboundMessages, async (event) => void (await ingest.ingest(event.value))),

@@ -9,7 +9,7 @@ import { checkText, Limits } from "../domain/limits";
 import { contactChanged, publishContactEvents } from "../events/contact-events";
 import { identityId, type IdentityDoc } from "../store/support-models";
 import type { ContactStore } from "./contact-store";
-import { derivedContactId, insertContact, newContactDoc, nextClientId } from "./new-contact";
+import { derivedContactId, insertContact, newContactDoc, claimClientId } from "./new-contact";
 
 const email = z.email();
 
@@ -74,7 +74,7 @@ export async function importSubscribers(store: ContactStore, publisher: EventPub
       skipped++;
       continue;
     }
-    const doc = newContactDoc({ projectId, contactId: candidate, messenger, channelId, messengerUserId, at: now, lists: list ? [list] : [] }, await nextClientId(store.support, projectId));
+    const doc = newContactDoc({ projectId, contactId: candidate, messenger, channelId, messengerUserId, at: now, lists: list ? [list] : [] }, await claimClientId(store.support, projectId, candidate));
     const result = await insertContact(store.contacts, store.support, doc, actor);
     if (!result.created) {
       skipped++;

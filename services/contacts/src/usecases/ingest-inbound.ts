@@ -9,7 +9,7 @@ import { toSnapshot } from "../rpc/contact-to-proto";
 import type { ContactDoc, LastMessageDoc } from "../store/contact-document";
 import { identityId, type IdentityDoc } from "../store/support-models";
 import type { ContactStore } from "./contact-store";
-import { derivedContactId, insertContact, newContactDoc, nextClientId } from "./new-contact";
+import { derivedContactId, insertContact, newContactDoc, claimClientId } from "./new-contact";
 
 const RECENT_INBOUND_KEPT = 20;
 const PROFILE_FIELDS = ["firstName", "lastName", "username", "avatarUrl", "profileUrl", "language"] as const;
@@ -85,7 +85,7 @@ export class InboundIngest {
         at,
         utm: parseUtm(msg.startPayload),
       },
-      await nextClientId(this.store.support, msg.projectId),
+      await claimClientId(this.store.support, msg.projectId, contactId),
     );
     Object.assign(doc, { firstInteractionAt: at, lastInboundAt: at, unread: true, unreadCount: 1, lastMessage: preview(msg, at), recentInbound: [msg.messageId] });
     const { contact, created } = await insertContact(this.store.contacts, this.store.support, doc, "system");

@@ -22,10 +22,29 @@ export interface NewContact {
  */
 export const derivedContactId = (projectId: string, cause: string) => createHash("sha256").update(`${projectId}|${cause}`).digest("hex").slice(0, 24);
 
-/** The next client id of a project: short, numeric, unique in the project, never reused. */
-export async function nextClientId(support: SupportModels, projectId: string): Promise<number> {
-  const counter = await support.counters.collection.findOneAndUpdate({ _id: projectId as never }, { $inc: { seq: 1 } }, { upsert: true, returnDocument: "after" });
-  return (counter as unknown as { seq: number }).seq;
+/**
+ * Claims the next client id of a project for a contact: short, numeric, unique in the project, never reused.
+ * The counter's $inc proposes a number and the client_ids entry (unique _id) is what makes it ours: FerretDB 1.24
+ * does not keep a concurrent $inc atomic, so a proposal can repeat there; the claim then fails and we draw again.
+ */
+export async function claimClientId(support: SupportModels, projectId: string, contactId: string): Promise<number> {
+  for (let attempt = 0; attempt < 100; attempt++) {
+    let seq: number;
+    try {
+      const counter = await support.counters.collection.findOneAndUpdate({ _id: projectId as never }, { $inc: { seq: 1 } }, { upsert: true, returnDocument: "after" });
+      seq = (counter as unknown as { seq: number }).seq;
+    } catch (err) {
+      if ((err as { code?: number }).code === 11000) continue;
+      throw err;
+    }
+    try {
+      await support.clientIds.collection.insertOne({ _id: clientIdKey(projectId, seq), contactId } as never);
+      return seq;
+    } catch (err) {
+      if ((err as { code?: number }).code !== 11000) throw err;
+    }
+  }
+  throw new Error(`could not claim a client id in project ${projectId}`);
 }
 
 export function newContactDoc(c: NewContact, clientId: number): ContactDoc {
@@ -80,9 +99,9 @@ export function newContactDoc(c: NewContact, clientId: number): ContactDoc {
 }
 
 /**
- * Stores a new contact with its client-id entry and "created" timeline line. Returns the stored contact and
- * whether this call created it; a redone creation (same derived id) finishes the entries the first one may not
- * have reached and returns the contact as it is.
+ * Stores a new contact (its client id already claimed) with its "created" timeline line. Returns the stored
+ * contact and whether this call created it; a redone creation (same derived id) gives back the claim it made,
+ * finishes what the first attempt may not have reached, and returns the contact as it is.
  */
 export async function insertContact(contacts: ContactModel, support: SupportModels, doc: ContactDoc, actor: string): Promise<{ contact: ContactDoc; created: boolean }> {
   let contact = doc;
@@ -95,8 +114,9 @@ export async function insertContact(contacts: ContactModel, support: SupportMode
     if (!existing) throw err;
     contact = existing;
     created = false;
+    if (existing.clientId !== doc.clientId) await support.clientIds.collection.deleteOne({ _id: clientIdKey(doc.projectId, doc.clientId) as never });
+    await support.clientIds.collection.updateOne({ _id: clientIdKey(contact.projectId, contact.clientId) as never }, { $set: { contactId: contact._id } }, { upsert: true });
   }
-  await support.clientIds.collection.updateOne({ _id: clientIdKey(contact.projectId, contact.clientId) as never }, { $set: { contactId: contact._id } }, { upsert: true });
   await insertTimeline(support.timeline, [
     { _id: `${contact._id}:created`, projectId: contact.projectId, contactId: contact._id, kind: "created", subject: contact.messenger, oldValue: "", newValue: contact.channelId, actor, at: contact.createdAt },
   ]);

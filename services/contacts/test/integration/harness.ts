@@ -1,4 +1,4 @@
-import { create } from "@bufbuild/protobuf";
+import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { InboundMessageSchema, Messenger, MessageKind, type InboundMessage } from "@chatcrm/contracts/chatcrm/channels/v1/events_pb";
 import { ContactsService } from "@chatcrm/contracts/chatcrm/contacts/v1/contacts_service_pb";
@@ -10,7 +10,7 @@ import { configSchema, type Config } from "../../src/config";
 /** The contacts service on the harness with its own database; `overrides` tunes batch sizes and timers. */
 export async function startTestContacts(database: string, overrides: Partial<Config> = {}) {
   const base = testBackendConfig(database);
-  const config: Config = { ...configSchema.parse({ MONGO_URL: base.MONGO_URL, KAFKA_BROKERS: base.KAFKA_BROKERS.join(",") }), ...base, MASS_ACTION_POLL_INTERVAL_MS: 200, ...overrides };
+  const config: Config = { ...configSchema.parse({ MONGO_URL: base.MONGO_URL, KAFKA_BROKERS: base.KAFKA_BROKERS.join(",") }), ...base, KAFKA_CONSUMER_GROUP: database, MASS_ACTION_POLL_INTERVAL_MS: 200, ...overrides };
   return startContacts(config, testLogger("contacts"));
 }
 
@@ -28,7 +28,7 @@ export const as = (projectId: string, operatorId?: string, role: "admin" | "oper
 let seq = 0;
 
 /** An inbound message as channels would publish it; fields may be overridden. */
-export function inbound(projectId: string, overrides: Partial<Omit<InboundMessage, "$typeName">> & { at?: Date } = {}): InboundMessage {
+export function inbound(projectId: string, overrides: MessageInitShape<typeof InboundMessageSchema> & { at?: Date } = {}): InboundMessage {
   const { at, ...rest } = overrides;
   return create(InboundMessageSchema, {
     messageId: uniqueName(`m${seq++}`),
@@ -40,6 +40,6 @@ export function inbound(projectId: string, overrides: Partial<Omit<InboundMessag
     kind: MessageKind.TEXT,
     text: "hello",
     sentAt: timestampFromDate(at ?? new Date()),
-    ...rest,
+    ...(rest as object),
   });
 }

@@ -1,0 +1,115 @@
+import { create } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { DeliveryState, DeliveryStatusSchema, MessageKind, MessageOrigin } from "@chatcrm/contracts/chatcrm/channels/v1/events_pb";
+import { ContactStatus, MessageAuthor } from "@chatcrm/contracts/chatcrm/contacts/v1/contacts_service_pb";
+import { ContactChangeKind } from "@chatcrm/contracts/chatcrm/contacts/v1/events_pb";
+import { Status } from "@chatcrm/grpc";
+import { Topics } from "@chatcrm/kafka";
+import { tapTopic, testLogger, uniqueDatabase, uniqueName, waitFor } from "@chatcrm/testing";
+import { as, contactsClient, inbound, startTestContacts, type ContactsClient } from "./harness";
+
+type Service = Awaited<ReturnType<typeof startTestContacts>>;
+
+describe("contacts: inbound messages and delivery statuses through Kafka", () => {
+  const project = uniqueName("proj");
+  let svc: Service;
+  let client: ContactsClient;
+  let resolved: Awaited<ReturnType<typeof tapTopic<typeof Topics.resolvedMessages.schema>>>;
+  let changes: Awaited<ReturnType<typeof tapTopic<typeof Topics.contactEvents.schema>>>;
+
+  const byId = (id: string) => client.getContact({ contact: { ref: { case: "contactId", value: id } } }, as(project));
+  const contactOf = async (senderId: string) => (await client.listContacts({ filter: { search: senderId } }, as(project))).contacts;
+
+  beforeAll(async () => {
+    svc = await startTestContacts(uniqueDatabase("inbound"));
+    client = contactsClient(svc.grpcPort);
+    resolved = await tapTopic(Topics.resolvedMessages, project, testLogger());
+    changes = await tapTopic(Topics.contactEvents, project, testLogger());
+  });
+  afterAll(async () => {
+    client?.close();
+    await resolved?.close();
+    await changes?.close();
+    await svc?.context.mongo.connection.dropDatabase().catch(() => undefined);
+    await svc?.stop();
+  });
+
+  it("creates the contact on first touch with profile and UTM, and hands the message to flow-runtime", async () => {
+    const msg = inbound(project, { senderId: "555001", sender: { firstName: "Ксения", lastName: "Иванова", username: "ksu" }, startPayload: "utm_source-vk__utm_campaign-spring", text: "/start" });
+    await svc.context.publisher.publish(Topics.inboundMessages, { key: `${msg.channelId}:${msg.senderId}`, projectId: project, value: msg });
+
+    const [event] = await resolved.waitFor("the resolved message", (e) => e.value.message?.messageId === msg.messageId);
+    expect(event!.value.firstTouch).toBe(true);
+    expect(event!.value.contact?.firstName).toBe("Ксения");
+    const card = (await byId(event!.value.contact!.contactId)).contact!;
+    expect(card).toMatchObject({ firstName: "Ксения", lastName: "Иванова", username: "ksu", messengerUserId: "555001", unread: true, unreadCount: 1, status: ContactStatus.SUBSCRIBED, clientWrote: true });
+    expect(card.firstUtm).toMatchObject({ source: "vk", campaign: "spring" });
+    expect(card.lastMessage).toMatchObject({ author: MessageAuthor.CLIENT, excerpt: "/start" });
+    expect(card.clientId).toBeGreaterThan(0n);
+    const [created] = await changes.waitFor("the created event", (e) => e.value.contactId === card.contactId && e.value.kind === ContactChangeKind.CREATED);
+    expect(created!.key).toBe(card.contactId);
+  });
+
+  it("counts a redelivered message once and keeps one contact per subscriber", async () => {
+    const first = inbound(project, { senderId: "555002", text: "one" });
+    await svc.parts.ingest.ingest(first);
+    await svc.parts.ingest.ingest(first);
+    const second = inbound(project, { senderId: "555002", text: "two", kind: MessageKind.IMAGE, sender: { firstName: "Renamed" } });
+    await svc.parts.ingest.ingest(second);
+    await svc.parts.ingest.ingest(second);
+    const cards = await contactOf("555002");
+    expect(cards).toHaveLength(1);
+    expect(cards[0]).toMatchObject({ unreadCount: 2, firstName: "Renamed", lastMessage: { excerpt: "two", hasAttachment: true } });
+  });
+
+  it("shows the bot's message as the preview and unsubscribes a contact who blocked the bot", async () => {
+    const { contact } = (await svc.parts.ingest.ingest(inbound(project, { senderId: "555003" }))) as { contact: { _id: string } };
+    const status = (state: DeliveryState, extra: object = {}) =>
+      create(DeliveryStatusSchema, { statusId: uniqueName("s"), commandId: "cmd-1", projectId: project, channelId: "bot-1", recipientId: "555003", contactId: contact._id, state, at: timestampFromDate(new Date()), ...extra });
+    await svc.context.publisher.publish(Topics.deliveryStatuses, { key: "bot-1:555003", projectId: project, value: status(DeliveryState.SENT, { origin: MessageOrigin.FLOW, excerpt: "Hi from the bot" }) });
+    await waitFor("the bot preview", async () => (await byId(contact._id)).contact?.lastMessage?.author === MessageAuthor.BOT);
+    await svc.context.publisher.publish(Topics.deliveryStatuses, { key: "bot-1:555003", projectId: project, value: status(DeliveryState.FAILED, { error: "Forbidden: bot was blocked by the user", permanent: true }) });
+    const card = await waitFor("the unsubscribe", async () => {
+      const c = (await byId(contact._id)).contact!;
+      return c.status === ContactStatus.UNSUBSCRIBED ? c : undefined;
+    });
+    expect(card.lastMessage).toMatchObject({ excerpt: "Hi from the bot", failed: true, error: "Forbidden: bot was blocked by the user" });
+    // Writing again makes them reachable again.
+    await svc.parts.ingest.ingest(inbound(project, { senderId: "555003" }));
+    expect((await byId(contact._id)).contact?.status).toBe(ContactStatus.SUBSCRIBED);
+  });
+
+  it("does not resurrect a deleted contact from late events, and ignores a blacklisted subscriber", async () => {
+    const sentBefore = new Date(Date.now() - 60_000);
+    const { contact } = (await svc.parts.ingest.ingest(inbound(project, { senderId: "555004", at: new Date(Date.now() - 120_000) }))) as { contact: { _id: string; clientId: number } };
+    await client.deleteContact({ contact: { ref: { case: "contactId", value: contact._id } } }, as(project));
+    await expect(byId(contact._id)).rejects.toMatchObject({ code: Status.NOT_FOUND });
+    await changes.waitFor("the deleted event", (e) => e.value.contactId === contact._id && e.value.kind === ContactChangeKind.DELETED);
+
+    expect(await svc.parts.ingest.ingest(inbound(project, { senderId: "555004", at: sentBefore }))).toEqual({ ignored: "the message predates the contact's deletion" });
+    const late = create(DeliveryStatusSchema, { statusId: uniqueName("s"), commandId: "c", projectId: project, contactId: contact._id, state: DeliveryState.FAILED, permanent: true });
+    await svc.context.publisher.publish(Topics.deliveryStatuses, { key: "bot-1:555004", projectId: project, value: late });
+    await new Promise((r) => setTimeout(r, 1_000));
+    await expect(byId(contact._id)).rejects.toMatchObject({ code: Status.NOT_FOUND });
+    expect(await contactOf("555004")).toHaveLength(0);
+
+    // A message written after the deletion is a new subscriber: a new card and a new client id.
+    const again = (await svc.parts.ingest.ingest(inbound(project, { senderId: "555004" }))) as { contact: { _id: string; clientId: number }; firstTouch: boolean };
+    expect(again.firstTouch).toBe(true);
+    expect(again.contact._id).not.toBe(contact._id);
+    expect(again.contact.clientId).toBeGreaterThan(contact.clientId);
+
+    await client.deleteContact({ contact: { ref: { case: "contactId", value: again.contact._id } }, blacklist: true }, as(project));
+    expect(await svc.parts.ingest.ingest(inbound(project, { senderId: "555004" }))).toEqual({ ignored: "the subscriber is blacklisted" });
+  });
+
+  it("reads cards and looks subscribers up by _id only, so the hot path never scans (FerretDB pushes down only _id)", async () => {
+    const db = svc.context.mongo.connection.db!;
+    for (const collection of ["contacts", "identities", "client_ids"]) {
+      const plan = (await db.collection(collection).find({ _id: "any" as never }).explain()) as { filterPushdown?: boolean; queryPlanner?: { winningPlan?: { stage?: string } } };
+      // FerretDB reports filterPushdown; MongoDB answers with an IDHACK / EXPRESS plan.
+      if (plan.filterPushdown !== undefined) expect(plan.filterPushdown).toBe(true);
+      else expect(JSON.stringify(plan.queryPlanner)).toMatch(/IDHACK|EXPRESS/);
+    }
+  });
+});
