@@ -9,7 +9,7 @@ import {
 } from "@chatcrm/contracts/grpc/reflection/v1/reflection_pb";
 import { SystemService } from "@chatcrm/contracts/chatcrm/system/v1/system_service_pb";
 import { testLogger } from "@chatcrm/testing";
-import { createGrpcClient, GrpcServer, HealthState, healthHandlers, invalidArgument, PROJECT_METADATA_KEY, RpcError, Status } from "./index";
+import { createGrpcClient, GrpcServer, HealthState, healthHandlers, invalidArgument, OPERATOR_METADATA_KEY, PROJECT_METADATA_KEY, ROLE_METADATA_KEY, RpcError, Status } from "./index";
 
 const logger = testLogger("grpc-test");
 const servers: GrpcServer[] = [];
@@ -40,6 +40,29 @@ describe("typed gRPC server and client over @grpc/grpc-js", () => {
       if (seen.length === 2) break;
     }
     expect(seen).toEqual([S.SERVING, S.NOT_SERVING]);
+    client.close();
+  });
+
+  it("reads the viewer from metadata: a service by default, an operator needs an id, unknown roles are refused", async () => {
+    let seen: unknown;
+    const address = await serve((s) =>
+      s.addService(Health, {
+        async check(_req, ctx) {
+          seen = ctx.viewer();
+          return { status: S.SERVING };
+        },
+        async *watch() {},
+      }),
+    );
+    const client = createGrpcClient(Health, address);
+    await client.check({});
+    expect(seen).toEqual({ role: "service", operatorId: "" });
+    await client.check({}, { metadata: { [OPERATOR_METADATA_KEY]: "op-1" } });
+    expect(seen).toEqual({ role: "operator", operatorId: "op-1" });
+    await client.check({}, { metadata: { [ROLE_METADATA_KEY]: "admin", [OPERATOR_METADATA_KEY]: "op-2" } });
+    expect(seen).toEqual({ role: "admin", operatorId: "op-2" });
+    await expect(client.check({}, { metadata: { [ROLE_METADATA_KEY]: "root" } })).rejects.toMatchObject({ code: Status.UNAUTHENTICATED });
+    await expect(client.check({}, { metadata: { [ROLE_METADATA_KEY]: "operator" } })).rejects.toMatchObject({ code: Status.UNAUTHENTICATED });
     client.close();
   });
 
