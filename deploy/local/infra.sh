@@ -142,9 +142,16 @@ cmd_start() {
     rm -rf "$KAFKA_DIR" "$FERRET_DIR"
   fi
   mkdir -p "$KAFKA_DIR" "$FERRET_DIR"
+  # An instance someone started by hand (no owner) stays until they stop it: a test run that finds it running
+  # uses it without becoming an owner, so its watchdog cannot pull it from under the person's other work.
+  pid_alive "$KAFKA_DIR/pid" || pid_alive "$FERRET_DIR/pid" || rm -f "$INSTANCE_DIR/persistent"
   start_ferretdb
   start_kafka
-  [[ -n "${CHATCRM_INFRA_OWNER_PID:-}" ]] && start_watchdog "$CHATCRM_INFRA_OWNER_PID"
+  if [[ -z "${CHATCRM_INFRA_OWNER_PID:-}" ]]; then
+    touch "$INSTANCE_DIR/persistent"
+  elif [[ ! -f "$INSTANCE_DIR/persistent" ]]; then
+    start_watchdog "$CHATCRM_INFRA_OWNER_PID"
+  fi
   if ! wait_ready; then
     cmd_stop_locked
     exit 1
@@ -158,7 +165,7 @@ cmd_stop_locked() {
   if pid_alive "$INSTANCE_DIR/watchdog.pid" && [[ "$(cat "$INSTANCE_DIR/watchdog.pid")" != "$$" ]]; then
     kill "$(cat "$INSTANCE_DIR/watchdog.pid")" 2>/dev/null || true
   fi
-  rm -f "$INSTANCE_DIR/watchdog.pid" "$INSTANCE_DIR/owners"
+  rm -f "$INSTANCE_DIR/watchdog.pid" "$INSTANCE_DIR/owners" "$INSTANCE_DIR/persistent"
 }
 
 cmd_stop() {

@@ -27,6 +27,10 @@ export function contactQuery(filter: ContactFilter | undefined, tab: ContactTab,
 function filterConditions(f: ContactFilter, field: string): Query[] {
   const and: Query[] = [];
   const at = (name: string) => `${field}.${name}`;
+  // A client built against a newer contract may send a filter this service cannot apply; ignoring it would
+  // silently widen the selection (and a mass action on it), so it is refused.
+  const unknown = [...(f.$unknown ?? []), ...(f.utm?.$unknown ?? [])];
+  if (unknown.length) throw invalidArgument(field, `has field number ${unknown.map((u) => u.no).join(", ")}, which this service does not know`);
 
   const search = checkText(at("search"), f.search.trim());
   if (search) {

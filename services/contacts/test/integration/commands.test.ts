@@ -131,3 +131,53 @@ describe("contacts: commands, timeline, saved filters and import", () => {
     expect(admin.unreadMessages).toBeGreaterThanOrEqual(admin.unreadContacts);
   });
 });
+
+describe("contacts: what a crash leaves behind is published later", () => {
+  const project = uniqueName("proj");
+  let svc: Service;
+  let changes: Awaited<ReturnType<typeof tapTopic<typeof Topics.contactEvents.schema>>>;
+
+  beforeAll(async () => {
+    svc = await startTestContacts(uniqueDatabase("relay"));
+    changes = await tapTopic(Topics.contactEvents, project, testLogger());
+  });
+  afterAll(async () => {
+    await changes?.close();
+    await svc?.context.mongo.connection.dropDatabase().catch(() => undefined);
+    await svc?.stop();
+  });
+
+  it("publishes an outbox entry a crash left on the card, with its timeline line, and clears it", async () => {
+    const { contact } = (await svc.parts.ingest.ingest(inbound(project, { senderId: "31337" }))) as { contact: { _id: string } };
+    const entry = { eventId: uniqueName("stuck"), kind: "updated", changedFields: ["tags"], at: new Date(Date.now() - 60_000), timeline: [{ kind: "tag_added", subject: "vip", oldValue: "", newValue: "vip", actor: "system" }] };
+    // What a command leaves when the process dies between its write and the publish.
+    const db = svc.context.mongo.connection.db!;
+    await db.collection("contacts").updateOne({ _id: contact._id as never }, { $set: { tags: ["vip"], outbox: [entry] }, $inc: { rev: 1 } });
+    expect(await svc.parts.writer.relay(30_000)).toBe(1);
+    const [event] = await changes.waitFor("the relayed event", (e) => e.id === entry.eventId);
+    expect(event!.value.changedFields).toEqual(["tags"]);
+    expect(event!.value.contact?.tags).toEqual(["vip"]);
+    expect((await db.collection("contacts").findOne({ _id: contact._id as never }))?.outbox).toEqual([]);
+    expect(await db.collection("timeline").countDocuments({ _id: `${entry.eventId}:0` as never })).toBe(1);
+    expect(await svc.parts.writer.relay(30_000)).toBe(0);
+  });
+
+  it("finishes a deletion a crash interrupted after its tombstone", async () => {
+    const { contact } = (await svc.parts.ingest.ingest(inbound(project, { senderId: "31338" }))) as { contact: { _id: string; clientId: number } };
+    const db = svc.context.mongo.connection.db!;
+    await db.collection("deleted_contacts").insertOne({
+      _id: contact._id as never,
+      projectId: project,
+      clientId: contact.clientId,
+      identityId: `${project}|bot-1|31338`,
+      blacklisted: false,
+      deletedAt: new Date(Date.now() - 60_000),
+      published: false,
+      actor: "system",
+    });
+    expect(await svc.parts.deleter.relay(30_000)).toBe(1);
+    await changes.waitFor("the deleted event", (e) => e.id === `deleted:${contact._id}`);
+    expect(await db.collection("contacts").countDocuments({ _id: contact._id as never })).toBe(0);
+    expect((await db.collection("identities").findOne({ _id: `${project}|bot-1|31338` as never }))?.deletedAt).toBeInstanceOf(Date);
+  });
+});
