@@ -35,7 +35,8 @@ export const unavailable = (why: string) => new RpcError(Status.UNAVAILABLE, why
 export function toStatus(err: unknown): Partial<StatusObject> & { code: Status; details: string } {
   if (err instanceof RpcError) {
     const metadata = new Metadata();
-    if (err.field) metadata.set(FIELD_TRAILER, err.field);
+    // Metadata values must be printable ASCII; a field path may name a user's variable in any script.
+    if (err.field) metadata.set(FIELD_TRAILER, encodeURIComponent(err.field));
     return { code: err.code, details: err.message, metadata };
   }
   return { code: Status.INTERNAL, details: "internal error" };
@@ -44,9 +45,17 @@ export function toStatus(err: unknown): Partial<StatusObject> & { code: Status; 
 /** Client side: a grpc-js ServiceError as an RpcError, keeping the code, the message and the field trailer. */
 export function fromServiceError(err: ServiceError): RpcError {
   const field = err.metadata?.get(FIELD_TRAILER)[0];
-  return new RpcError(err.code ?? Status.UNKNOWN, err.details || err.message, field === undefined ? undefined : String(field));
+  return new RpcError(err.code ?? Status.UNKNOWN, err.details || err.message, field === undefined ? undefined : safeDecode(String(field)));
 }
 
 export function isServiceError(err: unknown): err is ServiceError {
   return err instanceof Error && typeof (err as Partial<ServiceError>).code === "number" && "metadata" in err;
+}
+
+function safeDecode(value: string): string {
+  try {
+    return decodeURIComponent(value);
+  } catch {
+    return value;
+  }
 }

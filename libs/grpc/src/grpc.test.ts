@@ -72,6 +72,7 @@ describe("typed gRPC server and client over @grpc/grpc-js", () => {
       s.addService(Health, {
         async check(_req, ctx) {
           if (mode === "invalid") throw invalidArgument("service", "must not contain spaces");
+          if (mode === "unicode") throw invalidArgument('set["Размер\u001f"]', "is odd");
           if (mode === "project") return { status: ctx.projectId() === "p-1" ? S.SERVING : S.UNKNOWN };
           throw new Error("connection string mongodb://secret@10.0.0.5 refused");
         },
@@ -82,6 +83,10 @@ describe("typed gRPC server and client over @grpc/grpc-js", () => {
     const invalid = await client.check({ service: "a b" }).catch((e: RpcError) => e);
     expect(invalid).toBeInstanceOf(RpcError);
     expect(invalid).toMatchObject({ code: Status.INVALID_ARGUMENT, field: "service", message: "service: must not contain spaces" });
+
+    // A field path may name a user's variable in any script; it must survive the ASCII-only trailer.
+    mode = "unicode";
+    await expect(client.check({})).rejects.toMatchObject({ code: Status.INVALID_ARGUMENT, field: 'set["Размер\u001f"]' });
 
     mode = "crash";
     const internal = (await client.check({}).catch((e: RpcError) => e)) as RpcError;

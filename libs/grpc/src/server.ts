@@ -107,8 +107,13 @@ export class GrpcServer {
   }
 
   private fail(path: string, err: unknown): Partial<grpc.StatusObject> {
-    const status = toStatus(err);
     if (!(err instanceof RpcError)) this.options.logger.error({ err, method: path }, "gRPC handler failed");
-    return status;
+    try {
+      return toStatus(err);
+    } catch (mappingError) {
+      // An error that cannot even be turned into a status must still answer the call, not leave it to time out.
+      this.options.logger.error({ err: mappingError, method: path }, "could not map a handler error to a gRPC status");
+      return { code: grpc.status.INTERNAL, details: "internal error" };
+    }
   }
 }

@@ -31,3 +31,13 @@ export function checkNames(field: string, values: readonly string[], opts: { max
   if (opts.required && out.size === 0) throw invalidArgument(field, "needs at least one value");
   return [...out];
 }
+
+/**
+ * A variable name: any language, spaces and dots allowed, control characters not (the stored name/value pair
+ * uses one as its separator, and no person types them).
+ */
+export function checkVariableName(field: string, name: string): string {
+  checkText(field, name, Limits.variableName);
+  if (/[\u0000-\u001f\u007f]/.test(name)) throw invalidArgument(field, "a variable name cannot hold control characters");
+  return name;
+}

@@ -6,7 +6,7 @@ describe("parseUtm", () => {
     ["a query string with ? and short keys", "?source=ig&term=shoes", { source: "ig", term: "shoes" }],
     ["the Telegram-safe form", "utm_source-vk__utm_campaign-black-friday", { source: "vk", campaign: "black-friday" }],
     ["a plain payload, taken as the source", "landing42", { source: "landing42" }],
-  ])("reads %s", (_name, payload, expected) => {
+  ] as [string, string, Partial<Record<string, string>>][])("reads %s", (_name, payload, expected) => {
     expect(parseUtm(payload)).toEqual({ source: "", medium: "", campaign: "", content: "", term: "", ...expected });
   });
 

@@ -4,7 +4,7 @@ import { ContactStatus, ContactTab, type ContactFilter } from "@chatcrm/contract
 import { invalidArgument, type Viewer } from "@chatcrm/grpc";
 import { checkTimeZone, startOfDay } from "../domain/day-boundaries";
 import { messengerName, statusName } from "../domain/enums";
-import { checkNames, checkText, Limits } from "../domain/limits";
+import { checkNames, checkText, checkVariableName, Limits } from "../domain/limits";
 import { variablePair, VARIABLE_PAIR_SEPARATOR, type ContactQuery } from "../store/contact-document";
 
 type Query = ContactQuery;
@@ -78,11 +78,12 @@ function filterConditions(f: ContactFilter, field: string): Query[] {
   const operators = checkNames(at("operator_ids"), f.operatorIds);
   if (operators.length) and.push({ operatorId: { $in: operators } });
 
-  const varName = checkText(at("variable_name"), f.variableName.trim(), Limits.variableName);
+  const varName = checkVariableName(at("variable_name"), f.variableName.trim());
   const varValue = checkText(at("variable_value"), f.variableValue, Limits.variableValue);
   if (varName && varValue) and.push({ varPairs: variablePair(varName, varValue) });
   else if (varName) and.push({ varNames: varName });
-  else if (varValue) and.push({ varPairs: { $regex: `${VARIABLE_PAIR_SEPARATOR}${escapeRegExp(varValue)}$` } });
+  // Names hold no separator, so the first one ends the name; \z (not $) so a trailing newline cannot match.
+  else if (varValue) and.push({ varPairs: { $regex: `^[^${VARIABLE_PAIR_SEPARATOR}]*${VARIABLE_PAIR_SEPARATOR}${escapeRegExp(varValue)}\\z` } });
 
   if (f.utm) {
     for (const key of ["source", "medium", "campaign", "content", "term"] as const) {
@@ -107,7 +108,8 @@ function tabConditions(tab: ContactTab, viewer: Viewer): Query[] {
     case ContactTab.MINE:
       return [{ operatorId: operatorOf(viewer) }];
     case ContactTab.OTHERS:
-      return [{ operatorId: { $nin: ["", operatorOf(viewer)] } }];
+      // Seen by someone who is not an operator (an admin account, a backend), every assigned client is another's.
+      return [{ operatorId: { $nin: ["", viewer.operatorId] } }];
     case ContactTab.FREE:
       return [{ operatorId: "" }];
     default:
@@ -116,7 +118,7 @@ function tabConditions(tab: ContactTab, viewer: Viewer): Query[] {
 }
 
 function operatorOf(viewer: Viewer): string {
-  if (!viewer.operatorId) throw invalidArgument("tab", "the Mine and Others' tabs are relative to an operator, and the call names none");
+  if (!viewer.operatorId) throw invalidArgument("tab", "the Mine tab is relative to an operator, and the call names none");
   return viewer.operatorId;
 }
 

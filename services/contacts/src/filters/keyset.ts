@@ -12,6 +12,9 @@ export function sortOf(sort: ContactSort): { key: SortKey; spec: Record<string, 
   return { key, spec: { pinned: -1, [key]: -1, _id: -1 } };
 }
 
+/** The largest time a JavaScript Date holds; a cursor past it was not made here. */
+const MAX_DATE_MS = 8.64e15;
+
 interface Position {
   s: SortKey;
   p: boolean;
@@ -37,7 +40,7 @@ export function afterCursor(cursor: string, key: SortKey): ContactQuery | undefi
   } catch {
     throw invalidArgument("cursor", "is not a cursor this service returned");
   }
-  if (typeof position?.i !== "string" || typeof position.p !== "boolean" || !Number.isFinite(position.t)) throw invalidArgument("cursor", "is not a cursor this service returned");
+  if (typeof position?.i !== "string" || typeof position.p !== "boolean" || !Number.isFinite(position.t) || Math.abs(position.t) > MAX_DATE_MS) throw invalidArgument("cursor", "is not a cursor this service returned");
   if (position.s !== key) throw invalidArgument("cursor", "belongs to a list in another sort order");
   const t = new Date(position.t);
   return {

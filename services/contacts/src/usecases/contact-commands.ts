@@ -3,7 +3,7 @@ import { z } from "zod";
 import { AnswerField, ContactStatus } from "@chatcrm/contracts/chatcrm/contacts/v1/contacts_service_pb";
 import { failedPrecondition, invalidArgument } from "@chatcrm/grpc";
 import { statusName } from "../domain/enums";
-import { checkNames, checkText, Limits } from "../domain/limits";
+import { checkNames, checkText, checkVariableName, Limits } from "../domain/limits";
 import { variableIndexFields, type ContactDoc } from "../store/contact-document";
 import type { Change } from "./contact-writer";
 
@@ -15,12 +15,13 @@ type Decide = (doc: ContactDoc) => Change | null;
 export function setVariables(set: Record<string, string>, unset: string[]): Decide {
   const entries = Object.entries(set).map(([name, value], i) => {
     if (!name.trim()) throw invalidArgument(`set[${i}]`, "a variable name is empty");
-    checkText(`set["${name.slice(0, 40)}"]`, name, Limits.variableName);
+    checkVariableName(`set["${name.slice(0, 40)}"]`, name);
     checkText(`set["${name.slice(0, 40)}"]`, value, Limits.variableValue);
     return [name, value] as const;
   });
   unset.forEach((name, i) => {
     if (!name.trim()) throw invalidArgument(`unset[${i}]`, "a variable name is empty");
+    checkVariableName(`unset[${i}]`, name);
     if (name in set) throw invalidArgument(`unset[${i}]`, `"${name.slice(0, 40)}" is both set and unset`);
   });
   if (entries.length + unset.length === 0) throw invalidArgument("set", "name at least one variable to set or unset");

@@ -78,6 +78,7 @@ describe("contacts: commands, timeline, saved filters and import", () => {
     await expect(client.modifyTags({ contact: ref(), add: ["a"], remove: ["a"] }, as(project))).rejects.toMatchObject({ code: Status.INVALID_ARGUMENT, field: "remove" });
     await expect(client.setStatus({ contact: ref(), status: ContactStatus.BLACKLISTED }, as(project))).rejects.toMatchObject({ code: Status.INVALID_ARGUMENT, field: "status" });
     await expect(client.setVariables({ contact: ref(), set: { ["n".repeat(101)]: "v" } }, as(project))).rejects.toMatchObject({ code: Status.INVALID_ARGUMENT });
+    await expect(client.setVariables({ contact: ref(), set: { "a\u001fb": "v" } }, as(project))).rejects.toMatchObject({ code: Status.INVALID_ARGUMENT, message: expect.stringContaining("control characters") });
     expect(await card()).toEqual(before);
   });
 
