@@ -37,6 +37,7 @@ export class ContactDeleter {
   }
 
   async finish(tombstones: TombstoneDoc[]): Promise<void> {
+    if (tombstones.length === 0) return;
     const { support, contacts } = this.store;
     await support.identities.collection.bulkWrite(
       tombstones.map((t) => ({
