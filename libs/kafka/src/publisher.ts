@@ -15,6 +15,28 @@ export interface OutgoingEvent<D extends DescMessage> {
 }
 
 /**
+ * The broker refuses a record batch over message.max.bytes (1 MiB by default), and a large batch of events (a
+ * mass action's, with full cards) passes that easily; sends are split well below it, in order.
+ */
+const MAX_REQUEST_BYTES = 512 * 1024;
+
+function* chunksUnder(messages: Message[], maxBytes: number): Generator<Message[]> {
+  let chunk: Message[] = [];
+  let bytes = 0;
+  for (const m of messages) {
+    const size = (m.value as Buffer).length + (typeof m.key === "string" ? m.key.length : 0) + 256;
+    if (chunk.length && bytes + size > maxBytes) {
+      yield chunk;
+      chunk = [];
+      bytes = 0;
+    }
+    chunk.push(m);
+    bytes += size;
+  }
+  if (chunk.length) yield chunk;
+}
+
+/**
  * Publishes protobuf events with acks from all in-sync replicas and an idempotent producer, so a publish that
  * resolves is durable and a retried send is not duplicated by the broker. A rejected publish throws: callers
  * decide whether to retry or to keep the event in an outbox, nothing is dropped silently.
@@ -68,7 +90,7 @@ export class EventPublisher {
             },
           };
         });
-        await this.producer.send({ topic: topic.name, acks: -1, compression: CompressionTypes.None, messages });
+        for (const chunk of chunksUnder(messages, MAX_REQUEST_BYTES)) await this.producer.send({ topic: topic.name, acks: -1, compression: CompressionTypes.None, messages: chunk });
         return ids;
       },
     );

@@ -1,4 +1,4 @@
-import { create, toBinary } from "@bufbuild/protobuf";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { trace } from "@opentelemetry/api";
 import { Kafka } from "kafkajs";
 import { InboundMessageSchema, MessageKind, Messenger } from "@chatcrm/contracts/chatcrm/channels/v1/events_pb";
@@ -120,6 +120,17 @@ describe("Kafka with the protobuf codec", () => {
     expect(got!.traceId).toBe(eventId.traceId);
     const consumerSpan = tracing.exporter.getFinishedSpans().find((s) => s.name === `${topic.name} process`);
     expect(consumerSpan?.spanContext().traceId).toBe(eventId.traceId);
+  });
+
+  it("publishes a batch larger than the broker's request limit, in order", async () => {
+    const topic = newTopic();
+    await provision(topic);
+    // 600 events of ~4 KB: 2.4 MB, more than twice the broker's default message.max.bytes.
+    const events = Array.from({ length: 600 }, (_, i) => ({ key: "channel-1:777", projectId: "project-1", value: inbound(`${i}:${"x".repeat(4_000)}`) }));
+    const ids = await publisher.publishBatch(topic, events);
+    expect(ids).toHaveLength(600);
+    const records = await readAll(topic.name, 600);
+    expect(records.map((r) => fromBinary(InboundMessageSchema, r.value!).text.split(":")[0])).toEqual(events.map((_, i) => String(i)));
   });
 
   it("moves a poison message and a message that keeps failing to <topic>.dlq and keeps consuming", async () => {
