@@ -3,7 +3,7 @@ import { randomUUID } from "node:crypto";
 import type { Model } from "mongoose";
 import { FlowCommandAction } from "@chatcrm/contracts/chatcrm/flows/v1/events_pb";
 import { MassActionSchema, SelectionSchema, type MassAction, type Selection } from "@chatcrm/contracts/chatcrm/contacts/v1/contacts_service_pb";
-import type { Viewer } from "@chatcrm/grpc";
+import { RpcError, type Viewer } from "@chatcrm/grpc";
 import { Topics, type EventPublisher } from "@chatcrm/kafka";
 import type { Logger } from "@chatcrm/logging";
 import { contactChanged, publishContactEvents } from "../events/contact-events";
@@ -15,6 +15,9 @@ import { insertTimeline } from "../usecases/timeline";
 import { planAction, type ActionPlan } from "./action-plan";
 import type { MassActionJobDoc } from "./job-model";
 import { selectionQuery } from "./selection";
+
+/** How soon a job interrupted by an infrastructure error is tried again. */
+const RETRY_AFTER_MS = 5_000;
 
 export interface JobRunnerOptions {
   batchSize: number;
@@ -113,9 +116,16 @@ export class MassActionRunner {
       const run = this.run(job)
         .catch(async (err: unknown) => {
           if (this.stopped) return;
+          const error = (err as Error).message.slice(0, 500);
+          if (!(err instanceof RpcError)) {
+            // MongoDB or Kafka trouble: the job stays accepted and resumes from its record once they answer.
+            this.logger.warn({ err, jobId: job._id }, "mass action interrupted; retrying shortly");
+            await this.jobs.collection.updateOne({ _id: job._id as never }, { $set: { error, leaseUntil: new Date(Date.now() + RETRY_AFTER_MS) } });
+            return;
+          }
           this.logger.error({ err, jobId: job._id }, "mass action failed");
-          await this.jobs.collection.updateOne({ _id: job._id as never }, { $set: { state: "failed", error: (err as Error).message.slice(0, 500), finishedAt: new Date() } });
-          await this.audit(job, "mass_action_failed", { error: (err as Error).message.slice(0, 500) });
+          await this.jobs.collection.updateOne({ _id: job._id as never }, { $set: { state: "failed", error, finishedAt: new Date() } });
+          await this.audit(job, "mass_action_failed", { error });
         })
         .finally(() => this.running.delete(job._id));
       this.running.set(job._id, run);
@@ -142,7 +152,7 @@ export class MassActionRunner {
       await cursor.close();
     }
     if (this.stopped) return;
-    await this.jobs.collection.updateOne({ _id: job._id as never }, { $set: { state: "done", finishedAt: new Date(), total: Math.max(job.total, done) } });
+    await this.jobs.collection.updateOne({ _id: job._id as never }, { $set: { state: "done", error: "", finishedAt: new Date(), total: Math.max(job.total, done) } });
     await this.audit(job, "mass_action_done", { done });
     this.logger.info({ jobId: job._id, done }, "mass action done");
   }
