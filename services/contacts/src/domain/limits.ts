@@ -38,6 +38,6 @@ export function checkNames(field: string, values: readonly string[], opts: { max
  */
 export function checkVariableName(field: string, name: string): string {
   checkText(field, name, Limits.variableName);
-  if (/[\u0000-\u001f\u007f]/.test(name)) throw invalidArgument(field, "a variable name cannot hold control characters");
+  if ([...name].some((ch) => ch.charCodeAt(0) < 0x20 || ch === "\u007f")) throw invalidArgument(field, "a variable name cannot hold control characters");
   return name;
 }
