@@ -190,8 +190,6 @@ function contactSchema() {
   schema.index({ projectId: 1, "firstUtm.source": 1, "firstUtm.campaign": 1 });
   // StreamContacts and mass actions walk a selection in _id order.
   schema.index({ projectId: 1, _id: 1 });
-  // The outbox relay looks for writes whose events were not yet published.
-  schema.index({ "outbox.at": 1 });
   return schema;
 }
 

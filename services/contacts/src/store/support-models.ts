@@ -55,6 +55,16 @@ export interface SavedFilterDoc {
   createdAt: Date;
 }
 
+/**
+ * "This contact may have unpublished outbox entries": written before a command's update, removed once its outbox
+ * is empty. The relay reads this small collection instead of scanning the contacts for outboxes.
+ */
+export interface OutboxHintDoc {
+  _id: string;
+  projectId: string;
+  at: Date;
+}
+
 export interface AuditDoc {
   _id: string;
   projectId: string;
@@ -75,6 +85,7 @@ export interface SupportModels {
   timeline: Model<TimelineDoc>;
   savedFilters: Model<SavedFilterDoc>;
   audit: Model<AuditDoc>;
+  outboxHints: Model<OutboxHintDoc>;
 }
 
 export function supportModels(connection: Connection): SupportModels {
@@ -101,7 +112,12 @@ export function supportModels(connection: Connection): SupportModels {
   // An auditor reads a project's entries newest first.
   audit.index({ projectId: 1, at: -1 });
 
+  const outboxHints = new Schema<OutboxHintDoc>({ _id: String, projectId: String, at: Date }, { ...opts, collection: "outbox_pending" });
+  // The relay takes the hints older than its cut-off.
+  outboxHints.index({ at: 1 });
+
   return {
+    outboxHints: connection.model<OutboxHintDoc>("OutboxHint", outboxHints),
     identities: connection.model<IdentityDoc>(
       "Identity",
       new Schema<IdentityDoc>({ _id: String, projectId: String, contactId: String, deletedAt: Date, blacklisted: Boolean }, { ...opts, collection: "identities" }),

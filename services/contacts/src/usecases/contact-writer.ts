@@ -5,6 +5,7 @@ import type { EventPublisher } from "@chatcrm/kafka";
 import type { Logger } from "@chatcrm/logging";
 import { contactChanged, publishContactEvents } from "../events/contact-events";
 import type { ContactDoc, OutboxEntry, TimelineInput } from "../store/contact-document";
+import type { OutboxHintDoc } from "../store/support-models";
 import type { ContactStore } from "./contact-store";
 import { insertTimeline } from "./timeline";
 
@@ -46,6 +47,8 @@ export class ContactWriter {
       };
       const outbox = [...(doc.outbox ?? []), entry];
       const set = { ...change.set, updatedAt: now, outbox };
+      // Before the update, so a crash right after it still leaves the relay a pointer to this card.
+      await this.store.support.outboxHints.collection.updateOne({ _id: doc._id as never }, { $set: { projectId, at: now } }, { upsert: true });
       const result = await this.store.contacts.collection.updateOne({ _id: doc._id as never, rev: doc.rev }, { $set: set, $inc: { rev: 1 } });
       if (result.matchedCount === 1) {
         const after: ContactDoc = { ...doc, ...set, rev: doc.rev + 1 };
@@ -73,16 +76,29 @@ export class ContactWriter {
     for (let current: ContactDoc | null = doc; current; ) {
       const rest = (current.outbox ?? []).filter((e) => !published.has(e.eventId));
       const res = await this.store.contacts.collection.updateOne({ _id: current._id as never, rev: current.rev }, { $set: { outbox: rest }, $inc: { rev: 1 } });
-      if (res.matchedCount === 1) return;
+      if (res.matchedCount === 1) {
+        // Only a hint no later writer has renewed: theirs still points at entries of their own.
+        if (rest.length === 0) await this.store.support.outboxHints.collection.deleteOne({ _id: doc._id as never, at: { $lte: latest(pending) } });
+        return;
+      }
       current = await this.store.byId(doc.projectId, doc._id);
     }
   }
 
-  /** Publishes outboxes older than `olderThanMs` (left behind by a crash or a Kafka outage); returns how many. */
+  /** Publishes outboxes left behind for longer than `olderThanMs` (by a crash or a Kafka outage); returns how many. */
   async relay(olderThanMs: number): Promise<number> {
-    const cutoff = new Date(Date.now() - olderThanMs);
-    const stuck = (await this.store.contacts.collection.find({ "outbox.at": { $lte: cutoff } }).limit(500).toArray()) as unknown as ContactDoc[];
-    for (const doc of stuck) await this.flush(doc);
-    return stuck.length;
+    const hints = this.store.support.outboxHints.collection;
+    const stuck = (await hints.find({ at: { $lte: new Date(Date.now() - olderThanMs) } }).limit(500).toArray()) as unknown as OutboxHintDoc[];
+    let flushed = 0;
+    for (const hint of stuck) {
+      const doc = await this.store.byId(hint.projectId, hint._id);
+      if (doc?.outbox?.length) {
+        await this.flush(doc);
+        flushed++;
+      } else await hints.deleteOne({ _id: hint._id as never, at: hint.at });
+    }
+    return flushed;
   }
 }
+
+const latest = (entries: OutboxEntry[]) => new Date(Math.max(...entries.map((e) => e.at.getTime())));

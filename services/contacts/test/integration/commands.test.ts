@@ -153,6 +153,7 @@ describe("contacts: what a crash leaves behind is published later", () => {
     const entry = { eventId: uniqueName("stuck"), kind: "updated", changedFields: ["tags"], at: new Date(Date.now() - 60_000), timeline: [{ kind: "tag_added", subject: "vip", oldValue: "", newValue: "vip", actor: "system" }] };
     // What a command leaves when the process dies between its write and the publish.
     const db = svc.context.mongo.connection.db!;
+    await db.collection("outbox_pending").insertOne({ _id: contact._id as never, projectId: project, at: entry.at });
     await db.collection("contacts").updateOne({ _id: contact._id as never }, { $set: { tags: ["vip"], outbox: [entry] }, $inc: { rev: 1 } });
     expect(await svc.parts.writer.relay(30_000)).toBe(1);
     const [event] = await changes.waitFor("the relayed event", (e) => e.id === entry.eventId);
@@ -161,6 +162,18 @@ describe("contacts: what a crash leaves behind is published later", () => {
     expect((await db.collection("contacts").findOne({ _id: contact._id as never }))?.outbox).toEqual([]);
     expect(await db.collection("timeline").countDocuments({ _id: `${entry.eventId}:0` as never })).toBe(1);
     expect(await svc.parts.writer.relay(30_000)).toBe(0);
+    expect(await db.collection("outbox_pending").countDocuments({ projectId: project })).toBe(0);
+  });
+
+  it("leaves no outbox hint behind after ordinary commands", async () => {
+    const { contact } = (await svc.parts.ingest.ingest(inbound(project, { senderId: "31339" }))) as { contact: { _id: string } };
+    const client = contactsClient(svc.grpcPort);
+    await client.modifyTags({ contact: { ref: { case: "contactId", value: contact._id } }, add: ["a"] }, as(project));
+    await client.setPinned({ contact: { ref: { case: "contactId", value: contact._id } }, pinned: true }, as(project));
+    client.close();
+    const db = svc.context.mongo.connection.db!;
+    expect(await db.collection("outbox_pending").countDocuments({ _id: contact._id as never })).toBe(0);
+    expect((await db.collection("contacts").findOne({ _id: contact._id as never }))?.outbox).toEqual([]);
   });
 
   it("finishes a deletion a crash interrupted after its tombstone", async () => {
