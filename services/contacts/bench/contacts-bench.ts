@@ -317,7 +317,7 @@ async function seed(db: Db, s: Settings) {
 // ---------------------------------------------------------------------------------------------------------------
 // The service
 
-async function startService(s: Settings, database: string, env: NodeJS.ProcessEnv, ferret: boolean) {
+async function startService(s: Settings, database: string, env: NodeJS.ProcessEnv) {
   const config = configSchema.parse({
     ...env,
     MONGO_URL: s.mongoUrl,
@@ -330,9 +330,6 @@ async function startService(s: Settings, database: string, env: NodeJS.ProcessEn
     // The benchmark starts jobs itself and the runner picks a new job up at once; polling only finds leftovers.
     MASS_ACTION_POLL_INTERVAL_MS: env.MASS_ACTION_POLL_INTERVAL_MS ?? "1000",
     MASS_ACTION_BATCH_SIZE: String(s.massBatch),
-    // On FerretDB the outbox relay's query ({"outbox.at": {$lte}}) reads the whole collection every 15 s, and the
-    // runs overlap once one takes longer than that; it is timed once on its own instead (see the explain step).
-    ...(ferret && !env.OUTBOX_RELAY_INTERVAL_MS && { OUTBOX_RELAY_INTERVAL_MS: "3600000" }),
     MONGO_SERVER_SELECTION_TIMEOUT_MS: "10000",
   });
   const logger = createLogger({ service: "contacts", level: config.LOG_LEVEL, destination: process.stderr });
@@ -511,27 +508,40 @@ async function main(env: NodeJS.ProcessEnv) {
   const clientIds = db.collection<AnyDoc>("client_ids");
   let service: Awaited<ReturnType<typeof startService>> | undefined;
   let client: Client | undefined;
-  // Interrupted (Ctrl-C, kill): stop the service and drop the benchmark database before leaving.
+  const summary: AnyDoc = { benchmark: "contacts", startedAt: runStarted.toISOString(), database, server, machine, settings: { ...s, phases: [...s.phases], mongoUrl: s.mongoUrl.replace(/\/\/[^@/]*@/, "//***@") } };
+  /** Stops the service, drops the database (unless kept) and writes the summary, with what was measured so far. */
+  let cleaning: Promise<void> | undefined;
+  const cleanUp = () =>
+    (cleaning ??= (async () => {
+      summary.finishedAt = new Date().toISOString();
+      summary.loadavgAtEnd = os.loadavg().map((x) => +x.toFixed(2));
+      client?.close();
+      await service?.stop().catch((err: unknown) => log(`service stop failed: ${(err as Error).message}`));
+      if (!s.keepDb) {
+        await db.dropDatabase().catch((err: unknown) => log(`could not drop ${database}: ${(err as Error).message}`));
+        log(`dropped ${database}`);
+      }
+      await rawClient.close().catch(() => undefined);
+      const file = s.json || path.join("dist", "bench", `contacts-${database}.json`);
+      mkdirSync(path.dirname(file), { recursive: true });
+      writeFileSync(file, `${JSON.stringify(summary, null, 2)}\n`);
+      log(`summary written to ${file}`);
+    })());
+  // Interrupted (Ctrl-C, kill): clean up the same way, keeping what was measured, then leave.
   const onSignal = (signal: string) => {
     log(`${signal}: stopping the service${s.keepDb ? "" : ` and dropping ${database}`}`);
-    void (async () => {
-      client?.close();
-      await service?.stop().catch(() => undefined);
-      if (!s.keepDb) await db.dropDatabase().catch((err: unknown) => log(`could not drop ${database}: ${(err as Error).message}`));
-      await rawClient.close().catch(() => undefined);
-      process.exit(130);
-    })();
+    summary.interruptedBy = signal;
+    void cleanUp().finally(() => process.exit(130));
   };
   process.once("SIGINT", () => onSignal("SIGINT"));
   process.once("SIGTERM", () => onSignal("SIGTERM"));
-  const summary: AnyDoc = { benchmark: "contacts", startedAt: runStarted.toISOString(), database, server, machine, settings: { ...s, phases: [...s.phases], mongoUrl: s.mongoUrl.replace(/\/\/[^@/]*@/, "//***@") } };
 
   try {
     // 1. Seed, then start the service on the seeded database (its start-up syncs the indexes).
     const seeded = await seed(db, s);
     summary.seed = seeded;
     log(`seeded ${s.n} contacts in ${seeded.seconds.toFixed(1)} s (${seeded.contactsPerSecond.toFixed(0)}/s), ~${seeded.avgContactBsonBytes} bytes of BSON each`);
-    const startup = await timed(() => startService(s, database, env, ferret));
+    const startup = await timed(() => startService(s, database, env));
     service = startup.value;
     summary.serviceStartSeconds = +(startup.ms / 1000).toFixed(2);
     log(`service started (index sync included) in ${summary.serviceStartSeconds} s on gRPC port ${service.grpcPort}`);
@@ -556,8 +566,9 @@ async function main(env: NodeJS.ProcessEnv) {
     summary.explain = await explainAll(db, ferret, { contactId: sample.id, identity: identityId(PROJECT, sample.channel.id, sample.senderId), clientKey: clientIdKey(PROJECT, 8) }, pageQuery, pageQuery, massQuery);
     log("explain:");
     for (const [name, e] of Object.entries(summary.explain as AnyDoc)) console.log(`  ${name}\n    ${JSON.stringify(e)}`);
-    // The background queries: the outbox relay's (every OUTBOX_RELAY_INTERVAL_MS) and the runner's pick-up.
-    const relay = await timed(() => contacts.find({ "outbox.at": { $lte: new Date(Date.now() - 30_000) } } as never).limit(500).toArray());
+    // The background queries, run every few seconds whatever the load: the outbox relay's (every
+    // OUTBOX_RELAY_INTERVAL_MS; it reads the small outbox_pending collection) and the mass-action runner's pick-up.
+    const relay = await timed(() => db.collection("outbox_pending").find({ at: { $lte: new Date(Date.now() - 30_000) } }).limit(500).toArray());
     const pickUp = await timed(() => db.collection("mass_actions").find({ state: "running", leaseUntil: { $lt: new Date() } }).limit(10).toArray());
     summary.background = { outboxRelayQueryMs: +relay.ms.toFixed(1), massActionPickUpQueryMs: +pickUp.ms.toFixed(1) };
     log(`background: outbox relay query ${ms(relay.ms)} ms, mass action pick-up query ${ms(pickUp.ms)} ms`);
@@ -855,19 +866,7 @@ async function main(env: NodeJS.ProcessEnv) {
         if (r.errors?.count) console.log(`upserts ${side}: ${r.errors.count} messages failed, first: ${r.errors.first}`);
     if (ma) console.log(`mass action: ${ma.selected} contacts selected`);
   } finally {
-    summary.finishedAt = new Date().toISOString();
-    summary.loadavgAtEnd = os.loadavg().map((x) => +x.toFixed(2));
-    client?.close();
-    if (service) await service.stop();
-    if (!s.keepDb) {
-      await db.dropDatabase().catch((err: unknown) => log(`could not drop ${database}: ${(err as Error).message}`));
-      log(`dropped ${database}`);
-    }
-    await rawClient.close();
-    const file = s.json || path.join("dist", "bench", `contacts-${database}.json`);
-    mkdirSync(path.dirname(file), { recursive: true });
-    writeFileSync(file, `${JSON.stringify(summary, null, 2)}\n`);
-    log(`summary written to ${file}`);
+    await cleanUp();
   }
 }
 
