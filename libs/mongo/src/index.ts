@@ -1,3 +1,3 @@
 export { MongoDatabase, type IndexedModel, type MongoSettings } from "./mongo-database";
 export { MongoProcessedEventStore, type ProcessedEventStoreOptions } from "./processed-event-store";
-export { TenantCollection, type TenantDocument } from "./tenant-collection";
+export { scopeToProject, TenantCollection, type TenantDocument } from "./tenant-collection";

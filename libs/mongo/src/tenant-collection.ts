@@ -1,5 +1,14 @@
 import type { FilterQuery, Model, UpdateQuery } from "mongoose";
 
+/**
+ * A query narrowed to one project. The project is applied last, over whatever the filter built, so a filter made
+ * from user input can never widen or switch the scope; a missing project is a programming error.
+ */
+export function scopeToProject<Q extends object>(projectId: string, query: Q): Q & { projectId: string } {
+  if (!projectId) throw new Error("a project id is required for every query");
+  return { ...query, projectId };
+}
+
 /** A document that belongs to one project (tenant). */
 export interface TenantDocument {
   projectId: string;
@@ -13,8 +22,7 @@ export class TenantCollection<T extends TenantDocument> {
   constructor(readonly model: Model<T>) {}
 
   private scope(projectId: string, filter: FilterQuery<T> = {}): FilterQuery<T> {
-    if (!projectId) throw new Error("a project id is required for every query");
-    return { ...filter, projectId } as FilterQuery<T>;
+    return scopeToProject(projectId, filter);
   }
 
   find(projectId: string, filter?: FilterQuery<T>) {

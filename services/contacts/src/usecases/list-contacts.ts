@@ -1,6 +1,7 @@
 import type { ContactFilter, ContactSort, ContactTab } from "@chatcrm/contracts/chatcrm/contacts/v1/contacts_service_pb";
 import { ContactTab as Tab } from "@chatcrm/contracts/chatcrm/contacts/v1/contacts_service_pb";
 import { invalidArgument, type Viewer } from "@chatcrm/grpc";
+import { scopeToProject } from "@chatcrm/mongo";
 import { contactQuery } from "../filters/contact-query";
 import { afterCursor, encodeCursor, sortOf } from "../filters/keyset";
 import type { ContactDoc, ContactModel, ContactQuery } from "../store/contact-document";
@@ -9,10 +10,7 @@ const DEFAULT_PAGE = 50;
 const MAX_PAGE = 200;
 
 /** The project goes last, over whatever the filter built, so no filter can widen or switch the scope. */
-export const scoped = (projectId: string, query: ContactQuery): ContactQuery => {
-  if (!projectId) throw new Error("a project id is required for every query");
-  return { ...query, projectId };
-};
+export const scoped = (projectId: string, query: ContactQuery): ContactQuery => scopeToProject(projectId, query);
 
 // The card list never carries the outbox or the redelivery guard.
 const LIST_PROJECTION = { outbox: 0, recentInbound: 0, varNames: 0, varPairs: 0 };
@@ -44,14 +42,8 @@ export async function listContacts(contacts: ContactModel, projectId: string, vi
 
 export async function countTabs(contacts: ContactModel, projectId: string, viewer: Viewer, filter: ContactFilter | undefined) {
   const count = (tab: ContactTab) => contacts.collection.countDocuments(scoped(projectId, contactQuery(filter, tab, viewer)));
-  const personal = !!viewer.operatorId;
-  const [all, unanswered, mine, others, free] = await Promise.all([
-    count(Tab.ALL),
-    count(Tab.UNANSWERED),
-    personal ? count(Tab.MINE) : 0,
-    personal ? count(Tab.OTHERS) : contacts.collection.countDocuments(scoped(projectId, { $and: [contactQuery(filter, Tab.ALL, viewer), { operatorId: { $ne: "" } }] })),
-    count(Tab.FREE),
-  ]);
+  // Mine is relative to an operator; for anyone else it is empty (and Others' is every assigned client).
+  const [all, unanswered, mine, others, free] = await Promise.all([count(Tab.ALL), count(Tab.UNANSWERED), viewer.operatorId ? count(Tab.MINE) : 0, count(Tab.OTHERS), count(Tab.FREE)]);
   return { all: BigInt(all), unanswered: BigInt(unanswered), mine: BigInt(mine), others: BigInt(others), free: BigInt(free) };
 }
 
