@@ -8,7 +8,7 @@
  *   - the total count of that filter;
  *   - a card read (GetContact by id), the read hot path;
  *   - inbound upserts per second (InboundIngest.ingest, the inbound hot path);
- *   - a mass action's contacts per second (ADD_TAGS over ~N/5 contacts).
+ *   - a mass action's contacts per second (ADD_TAGS over ~N/5 contacts on MongoDB, fewer on FerretDB).
  * Service and raw rounds are interleaved (ABBA order) so drift on a shared machine hits both alike. Prints a table
  * and writes a JSON summary; drops the benchmark database at the end (BENCH_KEEP_DB=1 keeps it).
  *
@@ -511,17 +511,28 @@ async function main(env: NodeJS.ProcessEnv) {
   const summary: AnyDoc = { benchmark: "contacts", startedAt: runStarted.toISOString(), database, server, machine, settings: { ...s, phases: [...s.phases], mongoUrl: s.mongoUrl.replace(/\/\/[^@/]*@/, "//***@") } };
   /** Stops the service, drops the database (unless kept) and writes the summary, with what was measured so far. */
   let cleaning: Promise<void> | undefined;
-  const cleanUp = () =>
+  const cleanUp = (interrupted = false) =>
     (cleaning ??= (async () => {
       summary.finishedAt = new Date().toISOString();
       summary.loadavgAtEnd = os.loadavg().map((x) => +x.toFixed(2));
       client?.close();
       await service?.stop().catch((err: unknown) => log(`service stop failed: ${(err as Error).message}`));
-      if (!s.keepDb) {
-        await db.dropDatabase().catch((err: unknown) => log(`could not drop ${database}: ${(err as Error).message}`));
-        log(`dropped ${database}`);
+      if (interrupted) {
+        // A write still in flight (a seed batch, a raw upsert) would recreate the database after the drop: cut the
+        // raw client's connections first, give the server a moment, and drop through a fresh client.
+        await rawClient.close(true).catch(() => undefined);
+        await sleep(1_000);
       }
-      await rawClient.close().catch(() => undefined);
+      const dropper = interrupted ? await MongoClient.connect(s.mongoUrl, { serverSelectionTimeoutMS: 10_000 }).catch(() => undefined) : rawClient;
+      if (!s.keepDb && dropper) {
+        await dropper
+          .db(database)
+          .dropDatabase()
+          .then(() => log(`dropped ${database}`))
+          .catch((err: unknown) => log(`could not drop ${database}: ${(err as Error).message}`));
+      }
+      await dropper?.close().catch(() => undefined);
+      if (!interrupted) await rawClient.close().catch(() => undefined);
       const file = s.json || path.join("dist", "bench", `contacts-${database}.json`);
       mkdirSync(path.dirname(file), { recursive: true });
       writeFileSync(file, `${JSON.stringify(summary, null, 2)}\n`);
@@ -531,7 +542,7 @@ async function main(env: NodeJS.ProcessEnv) {
   const onSignal = (signal: string) => {
     log(`${signal}: stopping the service${s.keepDb ? "" : ` and dropping ${database}`}`);
     summary.interruptedBy = signal;
-    void cleanUp().finally(() => process.exit(130));
+    void cleanUp(true).finally(() => process.exit(130));
   };
   process.once("SIGINT", () => onSignal("SIGINT"));
   process.once("SIGTERM", () => onSignal("SIGTERM"));
