@@ -5,6 +5,7 @@ import { FlowCommandAction } from "@chatcrm/contracts/chatcrm/flows/v1/events_pb
 import { MassActionSchema, SelectionSchema, type MassAction, type Selection } from "@chatcrm/contracts/chatcrm/contacts/v1/contacts_service_pb";
 import { RpcError, type Viewer } from "@chatcrm/grpc";
 import { Topics, type EventPublisher } from "@chatcrm/kafka";
+import { bulkWriteInSlices } from "@chatcrm/mongo";
 import type { Logger } from "@chatcrm/logging";
 import { contactChanged, publishContactEvents } from "../events/contact-events";
 import type { ContactDoc, ContactQuery } from "../store/contact-document";
@@ -186,9 +187,9 @@ export class MassActionRunner {
       return change ? [{ doc, change }] : [];
     });
     if (changed.length === 0) return;
-    await this.store.contacts.collection.bulkWrite(
+    await bulkWriteInSlices(
+      this.store.contacts.collection,
       changed.map(({ doc, change }) => ({ updateOne: { filter: { _id: doc._id as never }, update: withUpdatedAt(plan.plan.update(change), now) } })),
-      { ordered: false },
     );
     await insertTimeline(
       this.store.support.timeline,

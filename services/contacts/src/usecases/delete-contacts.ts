@@ -1,3 +1,4 @@
+import { bulkWriteInSlices } from "@chatcrm/mongo";
 import type { EventPublisher } from "@chatcrm/kafka";
 import { contactChanged, publishContactEvents } from "../events/contact-events";
 import type { ContactDoc } from "../store/contact-document";
@@ -29,9 +30,9 @@ export class ContactDeleter {
       published: false,
       actor: opts.actor,
     }));
-    await this.store.support.tombstones.collection.bulkWrite(
+    await bulkWriteInSlices(
+      this.store.support.tombstones.collection,
       tombstones.map((t) => ({ updateOne: { filter: { _id: t._id as never }, update: { $setOnInsert: t }, upsert: true } })),
-      { ordered: false },
     );
     await this.finish(tombstones);
   }
@@ -39,21 +40,21 @@ export class ContactDeleter {
   async finish(tombstones: TombstoneDoc[]): Promise<void> {
     if (tombstones.length === 0) return;
     const { support, contacts } = this.store;
-    await support.identities.collection.bulkWrite(
+    await bulkWriteInSlices(
+      support.identities.collection,
       tombstones.map((t) => ({
         updateOne: { filter: { _id: t.identityId as never }, update: { $set: { projectId: t.projectId, contactId: t._id, deletedAt: t.deletedAt, blacklisted: t.blacklisted } }, upsert: true },
       })),
-      { ordered: false },
     );
-    await contacts.collection.bulkWrite(tombstones.map((t) => ({ deleteOne: { filter: { _id: t._id as never } } })), { ordered: false });
-    await support.clientIds.collection.bulkWrite(tombstones.map((t) => ({ deleteOne: { filter: { _id: clientIdKey(t.projectId, t.clientId) as never } } })), { ordered: false });
+    await bulkWriteInSlices(contacts.collection, tombstones.map((t) => ({ deleteOne: { filter: { _id: t._id as never } } })));
+    await bulkWriteInSlices(support.clientIds.collection, tombstones.map((t) => ({ deleteOne: { filter: { _id: clientIdKey(t.projectId, t.clientId) as never } } })));
     for (const projectId of new Set(tombstones.map((t) => t.projectId)))
       await support.timeline.collection.deleteMany({ projectId, contactId: { $in: tombstones.filter((t) => t.projectId === projectId).map((t) => t._id) } });
     await publishContactEvents(
       this.publisher,
       tombstones.map((t) => contactChanged({ _id: t._id, projectId: t.projectId }, "deleted", `deleted:${t._id}`, [], t.deletedAt)),
     );
-    await support.tombstones.collection.bulkWrite(tombstones.map((t) => ({ updateOne: { filter: { _id: t._id as never }, update: { $set: { published: true } } } })), { ordered: false });
+    await bulkWriteInSlices(support.tombstones.collection, tombstones.map((t) => ({ updateOne: { filter: { _id: t._id as never }, update: { $set: { published: true } } } })));
   }
 
   /** Finishes deletions older than `olderThanMs` that a crash or an outage left half done; returns how many. */
