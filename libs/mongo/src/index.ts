@@ -2,3 +2,4 @@ export { MongoDatabase, type IndexedModel, type MongoSettings } from "./mongo-da
 export { MongoProcessedEventStore, type ProcessedEventStoreOptions } from "./processed-event-store";
 export { scopeToProject, TenantCollection, type TenantDocument } from "./tenant-collection";
 export { BULK_WRITE_SLICE, bulkWriteInSlices } from "./bulk-write";
+export { insertManyIgnoringDuplicates, isDuplicateKey } from "./duplicates";

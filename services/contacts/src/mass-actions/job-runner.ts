@@ -5,14 +5,12 @@ import { FlowCommandAction } from "@chatcrm/contracts/chatcrm/flows/v1/events_pb
 import { MassActionSchema, SelectionSchema, type MassAction, type Selection } from "@chatcrm/contracts/chatcrm/contacts/v1/contacts_service_pb";
 import { RpcError, type Viewer } from "@chatcrm/grpc";
 import { Topics, type EventPublisher } from "@chatcrm/kafka";
-import { bulkWriteInSlices } from "@chatcrm/mongo";
+import { bulkWriteInSlices, insertManyIgnoringDuplicates, isDuplicateKey, scopeToProject } from "@chatcrm/mongo";
 import type { Logger } from "@chatcrm/logging";
 import { contactChanged, publishContactEvents } from "../events/contact-events";
 import type { ContactDoc, ContactQuery } from "../store/contact-document";
-import { scoped } from "../usecases/list-contacts";
 import type { ContactStore } from "../usecases/contact-store";
 import type { ContactDeleter } from "../usecases/delete-contacts";
-import { insertTimeline } from "../usecases/timeline";
 import { planAction, type ActionPlan } from "./action-plan";
 import type { MassActionJobDoc } from "./job-model";
 import { selectionQuery } from "./selection";
@@ -99,7 +97,7 @@ export class MassActionRunner {
     try {
       await this.jobs.collection.insertOne(job as never);
     } catch (err) {
-      if ((err as { code?: number }).code === 11000) return (await this.jobs.collection.findOne({ _id: jobId as never })) as unknown as MassActionJobDoc;
+      if (isDuplicateKey(err)) return (await this.jobs.collection.findOne({ _id: jobId as never })) as unknown as MassActionJobDoc;
       throw err;
     }
     await this.audit(job, "mass_action_started", { action: job.action, selection: job.selection, total });
@@ -191,8 +189,8 @@ export class MassActionRunner {
       this.store.contacts.collection,
       changed.map(({ doc, change }) => ({ updateOne: { filter: { _id: doc._id as never }, update: withUpdatedAt(plan.plan.update(change), now) } })),
     );
-    await insertTimeline(
-      this.store.support.timeline,
+    await insertManyIgnoringDuplicates(
+      this.store.support.timeline.collection,
       changed.flatMap(({ doc, change }) => change.timeline.map((t, i) => ({ ...t, actor, _id: `${eventId(doc)}:${i}`, projectId: doc.projectId, contactId: doc._id, at: now }))),
     );
     await publishContactEvents(
@@ -211,7 +209,7 @@ export class MassActionRunner {
 }
 
 /** A selection as of the job's start: contacts created later are not in it. */
-const frozenSelection = (projectId: string, query: ContactQuery, cutoff: Date): ContactQuery => scoped(projectId, { $and: [query, { createdAt: { $lte: cutoff } }] });
+const frozenSelection = (projectId: string, query: ContactQuery, cutoff: Date): ContactQuery => scopeToProject(projectId, { $and: [query, { createdAt: { $lte: cutoff } }] });
 
 export const actorOf = (viewer: Viewer) => (viewer.operatorId ? `operator:${viewer.operatorId}` : viewer.role);
 

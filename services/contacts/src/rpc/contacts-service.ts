@@ -13,7 +13,8 @@ import type { ContactStore } from "../usecases/contact-store";
 import type { ContactWriter, Change } from "../usecases/contact-writer";
 import type { ContactDeleter } from "../usecases/delete-contacts";
 import { importSubscribers } from "../usecases/import-subscribers";
-import { countTabs, listContacts, scoped, streamContacts, unreadTotals } from "../usecases/list-contacts";
+import { countTabs, listContacts, streamContacts, unreadTotals } from "../usecases/list-contacts";
+import { scopeToProject } from "@chatcrm/mongo";
 import { createSavedFilter, deleteSavedFilter, listSavedFilters } from "../usecases/saved-filters";
 import { contactQuery } from "../filters/contact-query";
 import { toContactProto } from "./contact-to-proto";
@@ -57,7 +58,7 @@ export function contactsServiceHandlers(deps: ContactsServiceDeps): ServiceHandl
     getUnreadTotals: async (_req, ctx) => unreadTotals(store.contacts, ctx.projectId(), ctx.viewer()),
 
     streamContacts: async function* (req, ctx) {
-      const query = scoped(ctx.projectId(), contactQuery(req.filter, req.tab, ctx.viewer()));
+      const query = scopeToProject(ctx.projectId(), contactQuery(req.filter, req.tab, ctx.viewer()));
       for await (const doc of streamContacts(store.contacts, query, ctx.signal)) yield { contact: toContactProto(doc) };
     },
 

@@ -1,3 +1,4 @@
+import { insertManyIgnoringDuplicates } from "@chatcrm/mongo";
 import { randomUUID } from "node:crypto";
 import type { ContactRef } from "@chatcrm/contracts/chatcrm/contacts/v1/contacts_service_pb";
 import { RpcError, Status } from "@chatcrm/grpc";
@@ -7,7 +8,6 @@ import { contactChanged, publishContactEvents } from "../events/contact-events";
 import type { ContactDoc, OutboxEntry, TimelineInput } from "../store/contact-document";
 import type { OutboxHintDoc } from "../store/support-models";
 import type { ContactStore } from "./contact-store";
-import { insertTimeline } from "./timeline";
 
 /** What a command decided to change: new field values, the proto names of the changed fields, timeline lines. */
 export interface Change {
@@ -63,8 +63,8 @@ export class ContactWriter {
   async flush(doc: ContactDoc): Promise<void> {
     const pending = doc.outbox ?? [];
     if (pending.length === 0) return;
-    await insertTimeline(
-      this.store.support.timeline,
+    await insertManyIgnoringDuplicates(
+      this.store.support.timeline.collection,
       pending.flatMap((e) => e.timeline.map((t, i) => ({ ...t, _id: `${e.eventId}:${i}`, projectId: doc.projectId, contactId: doc._id, at: e.at }))),
     );
     await publishContactEvents(

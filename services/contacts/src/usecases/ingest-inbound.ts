@@ -118,13 +118,16 @@ export class InboundIngest {
 
   private async publish(msg: InboundMessage, contact: ContactDoc, firstTouch: boolean, changedFields: string[]) {
     const at = new Date();
-    await this.publisher.publish(Topics.resolvedMessages, {
-      key: contact._id,
-      projectId: contact.projectId,
-      eventId: `resolved:${msg.messageId}`,
-      value: { message: msg, contact: toSnapshot(contact), firstTouch },
-    });
-    await publishContactEvents(this.publisher, [contactChanged(contact, firstTouch ? "created" : "updated", `inbound:${msg.messageId}`, changedFields, at)]);
+    // Two topics, no order between them; both must be acknowledged before the inbound offset is committed.
+    await Promise.all([
+      this.publisher.publish(Topics.resolvedMessages, {
+        key: contact._id,
+        projectId: contact.projectId,
+        eventId: `resolved:${msg.messageId}`,
+        value: { message: msg, contact: toSnapshot(contact), firstTouch },
+      }),
+      publishContactEvents(this.publisher, [contactChanged(contact, firstTouch ? "created" : "updated", `inbound:${msg.messageId}`, changedFields, at)]),
+    ]);
   }
 
   private ignore(msg: InboundMessage, why: string): IngestOutcome {

@@ -9,8 +9,6 @@ import type { ContactDoc, ContactModel, ContactQuery } from "../store/contact-do
 const DEFAULT_PAGE = 50;
 const MAX_PAGE = 200;
 
-/** The project goes last, over whatever the filter built, so no filter can widen or switch the scope. */
-export const scoped = (projectId: string, query: ContactQuery): ContactQuery => scopeToProject(projectId, query);
 
 // The card list never carries the outbox or the redelivery guard.
 const LIST_PROJECTION = { outbox: 0, recentInbound: 0, varNames: 0, varPairs: 0 };
@@ -28,7 +26,7 @@ export async function listContacts(contacts: ContactModel, projectId: string, vi
   if (req.pageSize < 0 || req.pageSize > MAX_PAGE) throw invalidArgument("page_size", `must be between 1 and ${MAX_PAGE} (0 means ${DEFAULT_PAGE})`);
   const limit = req.pageSize || DEFAULT_PAGE;
   const { key, spec } = sortOf(req.sort);
-  const base = scoped(projectId, contactQuery(req.filter, req.tab, viewer));
+  const base = scopeToProject(projectId, contactQuery(req.filter, req.tab, viewer));
   const after = afterCursor(req.cursor, key);
   const pageQuery = after ? { $and: [base, after] } : base;
   const [page, total] = await Promise.all([
@@ -41,7 +39,7 @@ export async function listContacts(contacts: ContactModel, projectId: string, vi
 }
 
 export async function countTabs(contacts: ContactModel, projectId: string, viewer: Viewer, filter: ContactFilter | undefined) {
-  const count = (tab: ContactTab) => contacts.collection.countDocuments(scoped(projectId, contactQuery(filter, tab, viewer)));
+  const count = (tab: ContactTab) => contacts.collection.countDocuments(scopeToProject(projectId, contactQuery(filter, tab, viewer)));
   // Mine is relative to an operator; for anyone else it is empty (and Others' is every assigned client).
   const [all, unanswered, mine, others, free] = await Promise.all([count(Tab.ALL), count(Tab.UNANSWERED), viewer.operatorId ? count(Tab.MINE) : 0, count(Tab.OTHERS), count(Tab.FREE)]);
   return { all: BigInt(all), unanswered: BigInt(unanswered), mine: BigInt(mine), others: BigInt(others), free: BigInt(free) };
@@ -49,7 +47,7 @@ export async function countTabs(contacts: ContactModel, projectId: string, viewe
 
 /** Seed 002: an admin (or a service) sees the whole project's unread, an operator their own clients'. */
 export async function unreadTotals(contacts: ContactModel, projectId: string, viewer: Viewer) {
-  const match = scoped(projectId, viewer.role === "operator" ? { unread: true, operatorId: viewer.operatorId } : { unread: true });
+  const match = scopeToProject(projectId, viewer.role === "operator" ? { unread: true, operatorId: viewer.operatorId } : { unread: true });
   // Grouped by the count itself and summed here: FerretDB 1.24 answers $sum over a field path with 0, and the
   // distinct unread counts are few, so this costs MongoDB nothing extra.
   const rows = await contacts.collection.aggregate<{ _id: number; contacts: number }>([{ $match: match }, { $group: { _id: "$unreadCount", contacts: { $sum: 1 } } }]).toArray();

@@ -1,7 +1,7 @@
+import { insertManyIgnoringDuplicates, isDuplicateKey } from "@chatcrm/mongo";
 import { createHash } from "node:crypto";
 import type { ContactDoc, ContactModel, StatusName, UtmDoc } from "../store/contact-document";
 import { clientIdKey, type SupportModels } from "../store/support-models";
-import { insertTimeline } from "./timeline";
 
 export interface NewContact {
   projectId: string;
@@ -34,14 +34,14 @@ export async function claimClientId(support: SupportModels, projectId: string, c
       const counter = await support.counters.collection.findOneAndUpdate({ _id: projectId as never }, { $inc: { seq: 1 } }, { upsert: true, returnDocument: "after" });
       seq = (counter as unknown as { seq: number }).seq;
     } catch (err) {
-      if ((err as { code?: number }).code === 11000) continue;
+      if (isDuplicateKey(err)) continue;
       throw err;
     }
     try {
       await support.clientIds.collection.insertOne({ _id: clientIdKey(projectId, seq), contactId } as never);
       return seq;
     } catch (err) {
-      if ((err as { code?: number }).code !== 11000) throw err;
+      if (!isDuplicateKey(err)) throw err;
     }
   }
   throw new Error(`could not claim a client id in project ${projectId}`);
@@ -109,7 +109,7 @@ export async function insertContact(contacts: ContactModel, support: SupportMode
   try {
     await contacts.collection.insertOne(doc as never);
   } catch (err) {
-    if ((err as { code?: number }).code !== 11000) throw err;
+    if (!isDuplicateKey(err)) throw err;
     const existing = (await contacts.collection.findOne({ _id: doc._id as never })) as ContactDoc | null;
     if (!existing) throw err;
     contact = existing;
@@ -117,7 +117,7 @@ export async function insertContact(contacts: ContactModel, support: SupportMode
     if (existing.clientId !== doc.clientId) await support.clientIds.collection.deleteOne({ _id: clientIdKey(doc.projectId, doc.clientId) as never });
     await support.clientIds.collection.updateOne({ _id: clientIdKey(contact.projectId, contact.clientId) as never }, { $set: { contactId: contact._id } }, { upsert: true });
   }
-  await insertTimeline(support.timeline, [
+  await insertManyIgnoringDuplicates(support.timeline.collection, [
     { _id: `${contact._id}:created`, projectId: contact.projectId, contactId: contact._id, kind: "created", subject: contact.messenger, oldValue: "", newValue: contact.channelId, actor, at: contact.createdAt },
   ]);
   return { contact, created };

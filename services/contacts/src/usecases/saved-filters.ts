@@ -1,3 +1,4 @@
+import { isDuplicateKey } from "@chatcrm/mongo";
 import { fromJson, toJson, type JsonValue } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { randomUUID } from "node:crypto";
@@ -22,7 +23,7 @@ export async function createSavedFilter(support: SupportModels, projectId: strin
   try {
     await support.savedFilters.collection.insertOne(doc as never);
   } catch (err) {
-    if ((err as { code?: number }).code === 11000) throw new RpcError(Status.ALREADY_EXISTS, `a saved filter named "${trimmed}" already exists`);
+    if (isDuplicateKey(err)) throw new RpcError(Status.ALREADY_EXISTS, `a saved filter named "${trimmed}" already exists`);
     throw err;
   }
   return toProto(doc);
