@@ -1,5 +1,5 @@
 import { fromBinary, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
-import type { Consumer, EachMessagePayload, Kafka } from "kafkajs";
+import type { Consumer, EachBatchPayload, EachMessagePayload, Kafka, KafkaMessage } from "kafkajs";
 import type { Logger } from "@chatcrm/logging";
 import { runInRemoteContext, SpanKind } from "@chatcrm/telemetry";
 import { DeadLetterHeader, Header, headersToStrings } from "./headers";
@@ -22,14 +22,41 @@ export interface ConsumedEvent<D extends DescMessage> {
 
 export type EventHandler<D extends DescMessage> = (event: ConsumedEvent<D>) => Promise<void>;
 
+/** What a batch handler learns about the batch besides its events. */
+export interface BatchContext {
+  /** Keeps the group membership alive during long work (a provider's retry-after wait). */
+  heartbeat(): Promise<void>;
+  /**
+   * True for the first batch of a partition since this consumer joined the group: its records may already have
+   * been handled by a previous owner that crashed before committing, so a handler with side effects outside
+   * Kafka (a message sent to a messenger) checks its own records for them.
+   */
+  firstSinceJoin: boolean;
+  /** True once the consumer is stopping: long waits should give up (the batch is redelivered). */
+  isStopping(): boolean;
+}
+
+export type BatchHandler<D extends DescMessage> = (events: ConsumedEvent<D>[], context: BatchContext) => Promise<void>;
+
 export interface Subscription<D extends DescMessage = DescMessage> {
   topic: TopicDefinition<D>;
-  handler: EventHandler<D>;
+  handler?: EventHandler<D>;
+  batchHandler?: BatchHandler<D>;
 }
 
 /** Pairs a topic with its handler, keeping the handler's event type tied to the topic's payload. */
 export const subscribe = <D extends DescMessage>(topic: TopicDefinition<D>, handler: EventHandler<D>): Subscription =>
   ({ topic, handler }) as unknown as Subscription;
+
+/**
+ * A handler that takes a partition's whole fetched batch at once: for work that gains from batching (bulk writes)
+ * or that runs many keys of one partition concurrently while keeping each key in order (outbound sends). It must
+ * be idempotent: a failing batch is retried whole, with backoff, until it succeeds or the consumer stops (it never
+ * goes to the dead-letter topic, because a batch fails for infrastructure reasons, not for one bad record; a
+ * record that does not decode is still dead-lettered alone). The processed-event store is not consulted.
+ */
+export const subscribeBatch = <D extends DescMessage>(topic: TopicDefinition<D>, batchHandler: BatchHandler<D>): Subscription =>
+  ({ topic, batchHandler }) as unknown as Subscription;
 
 export interface RetryPolicy {
   /** Tries in all, the first included, before the record goes to the dead-letter topic. */
@@ -81,7 +108,83 @@ export class EventConsumer {
   async start(): Promise<void> {
     await this.consumer.connect();
     await this.consumer.subscribe({ topics: [...this.byTopic.keys()], fromBeginning: this.options.fromBeginning ?? true });
-    await this.consumer.run({ partitionsConsumedConcurrently: this.options.partitionsConsumedConcurrently ?? 1, eachMessage: (payload) => this.handle(payload) });
+    const partitionsConsumedConcurrently = this.options.partitionsConsumedConcurrently ?? 1;
+    if ([...this.byTopic.values()].some((s) => s.batchHandler)) {
+      this.consumer.on(this.consumer.events.GROUP_JOIN, () => this.seenSinceJoin.clear());
+      await this.consumer.run({ partitionsConsumedConcurrently, eachBatchAutoResolve: false, eachBatch: (payload) => this.handleBatch(payload) });
+    } else {
+      await this.consumer.run({ partitionsConsumedConcurrently, eachMessage: (payload) => this.handle(payload) });
+    }
+  }
+
+  private readonly seenSinceJoin = new Set<string>();
+
+  private async handleBatch(payload: EachBatchPayload): Promise<void> {
+    const { batch, heartbeat, resolveOffset, commitOffsetsIfNecessary, isRunning, isStale } = payload;
+    const subscription = this.byTopic.get(batch.topic);
+    if (!subscription || batch.messages.length === 0) return;
+    if (!subscription.batchHandler) {
+      for (const message of batch.messages) {
+        if (!isRunning() || isStale()) return;
+        await this.handle({ topic: batch.topic, partition: batch.partition, message, heartbeat, pause: payload.pause });
+        resolveOffset(message.offset);
+        await commitOffsetsIfNecessary();
+      }
+      return;
+    }
+    const partitionKey = `${batch.topic}:${batch.partition}`;
+    const firstSinceJoin = !this.seenSinceJoin.has(partitionKey);
+    const events: ConsumedEvent<DescMessage>[] = [];
+    for (const message of batch.messages) {
+      const event = this.decode(subscription, batch.topic, batch.partition, message);
+      if (event) events.push(event);
+      else await this.deadLetter(batch.topic, batch.partition, message, headersToStrings(message.headers), `cannot decode ${subscription.topic.schema.typeName}`, 1);
+    }
+    // The group coordinator drops a member that stays silent past the session timeout; a batch can wait on a
+    // provider's retry-after far longer than that.
+    const beat = setInterval(() => void heartbeat().catch(() => undefined), 3_000);
+    try {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await subscription.batchHandler(events, { heartbeat, firstSinceJoin, isStopping: () => this.stopping || !isRunning() || isStale() });
+          break;
+        } catch (err) {
+          if (this.stopping || !isRunning() || isStale()) return;
+          const delay = this.backoff(Math.min(attempt, 10));
+          this.log.warn({ err, topic: batch.topic, partition: batch.partition, records: events.length, attempt, retryInMs: delay }, "batch handler failed; retrying the batch");
+          await this.sleep(delay);
+        }
+      }
+    } catch (err) {
+      if (err instanceof StoppingError) return;
+      throw err;
+    } finally {
+      clearInterval(beat);
+    }
+    this.seenSinceJoin.add(partitionKey);
+    resolveOffset(batch.messages[batch.messages.length - 1]!.offset);
+    await commitOffsetsIfNecessary();
+  }
+
+  private decode(subscription: Subscription, topic: string, partition: number, message: KafkaMessage): ConsumedEvent<DescMessage> | undefined {
+    const headers = headersToStrings(message.headers);
+    let value: MessageShape<DescMessage>;
+    try {
+      value = fromBinary(subscription.topic.schema, message.value ?? new Uint8Array());
+    } catch {
+      return undefined;
+    }
+    return {
+      id: headers[Header.eventId] || `${topic}:${partition}:${message.offset}`,
+      type: headers[Header.eventType] ?? subscription.topic.schema.typeName,
+      projectId: headers[Header.projectId] ?? "",
+      key: message.key?.toString() ?? "",
+      value,
+      headers,
+      topic,
+      partition,
+      offset: message.offset,
+    };
   }
 
   /** Resolves once the group is joined and partitions are assigned; tests use it before publishing. */
@@ -118,27 +221,14 @@ export class EventConsumer {
       headers,
       { name: `${topic} process`, kind: SpanKind.CONSUMER, attributes: { "messaging.system": "kafka", "messaging.destination.name": topic, "messaging.kafka.message.offset": message.offset } },
       async () => {
-        let value: MessageShape<DescMessage>;
-        try {
-          value = fromBinary(subscription.topic.schema, message.value ?? new Uint8Array());
-        } catch (err) {
-          await this.deadLetter(topic, partition, message, headers, `cannot decode ${subscription.topic.schema.typeName}: ${(err as Error).message}`, 1);
+        const event = this.decode(subscription, topic, partition, message);
+        if (!event) {
+          await this.deadLetter(topic, partition, message, headers, `cannot decode ${subscription.topic.schema.typeName}`, 1);
           return;
         }
-        const event: ConsumedEvent<DescMessage> = {
-          id,
-          type: headers[Header.eventType] ?? subscription.topic.schema.typeName,
-          projectId: headers[Header.projectId] ?? "",
-          key: message.key?.toString() ?? "",
-          value,
-          headers,
-          topic,
-          partition,
-          offset: message.offset,
-        };
         for (let attempt = 1; ; attempt++) {
           try {
-            await subscription.handler(event);
+            await subscription.handler!(event);
             break;
           } catch (err) {
             if (attempt >= this.retry.attempts) {

@@ -43,6 +43,7 @@ function* chunksUnder(messages: Message[], maxBytes: number): Generator<Message[
  */
 export class EventPublisher {
   private readonly producer: Producer;
+  private readonly queues = new Map<string, CoalescingQueue>();
 
   constructor(kafka: Kafka) {
     this.producer = kafka.producer({
@@ -96,8 +97,62 @@ export class EventPublisher {
     );
   }
 
+  /**
+   * Publishes one event together with whatever else is being published to the topic at the same moment: one
+   * request is in flight per topic, and events that arrive meanwhile go out in the next one. Many concurrent
+   * callers (webhooks, parallel sends) then cost a few produce requests instead of one each, while each caller
+   * still learns whether its own event is durable. Order per key is kept: requests of one topic never overlap.
+   */
+  publishCoalesced<D extends DescMessage>(topic: TopicDefinition<D>, event: OutgoingEvent<D>): Promise<string> {
+    let queue = this.queues.get(topic.name);
+    if (!queue) {
+      queue = new CoalescingQueue((events) => this.publishBatch(topic as TopicDefinition, events));
+      this.queues.set(topic.name, queue);
+    }
+    return queue.add(event as OutgoingEvent<DescMessage>);
+  }
+
   /** Sends raw records as they are (the dead-letter path keeps the original bytes and headers). */
   async sendRaw(topic: string, messages: Message[]): Promise<void> {
     await this.producer.send({ topic, acks: -1, messages });
+  }
+}
+
+interface Pending {
+  event: OutgoingEvent<DescMessage>;
+  resolve: (id: string) => void;
+  reject: (err: unknown) => void;
+}
+
+/** Events waiting for the topic's request in flight to finish; a request takes at most this many. */
+const MAX_COALESCED = 2_000;
+
+class CoalescingQueue {
+  private waiting: Pending[] = [];
+  private flushing = false;
+
+  constructor(private readonly send: (events: OutgoingEvent<DescMessage>[]) => Promise<string[]>) {}
+
+  add(event: OutgoingEvent<DescMessage>): Promise<string> {
+    return new Promise((resolve, reject) => {
+      this.waiting.push({ event, resolve, reject });
+      if (!this.flushing) void this.flush();
+    });
+  }
+
+  private async flush(): Promise<void> {
+    this.flushing = true;
+    // Let the callers of this tick join the first request too.
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    while (this.waiting.length > 0) {
+      const batch = this.waiting.splice(0, MAX_COALESCED);
+      try {
+        const ids = await this.send(batch.map((p) => p.event));
+        batch.forEach((p, i) => p.resolve(ids[i]!));
+      } catch (err) {
+        for (const p of batch) p.reject(err);
+      }
+    }
+    this.flushing = false;
   }
 }

@@ -1,4 +1,4 @@
-import { DeliveryStatusSchema, InboundMessageSchema, SendMessageCommandSchema } from "@chatcrm/contracts/chatcrm/channels/v1/events_pb";
+import { DeliveryStatusSchema, InboundMessageSchema, SendMessageCommandSchema, SubscriberStatusChangedSchema, WidgetReplySchema } from "@chatcrm/contracts/chatcrm/channels/v1/events_pb";
 import { ContactChangedSchema, ContactResolvedMessageSchema } from "@chatcrm/contracts/chatcrm/contacts/v1/events_pb";
 import { FlowCommandSchema } from "@chatcrm/contracts/chatcrm/flows/v1/events_pb";
 import { defineTopic } from "./topic";
@@ -15,6 +15,10 @@ export const Topics = {
   sendCommands: defineTopic("channels.send-commands.v1", SendMessageCommandSchema, { key: "<channel_id>:<recipient_id>" }),
   /** channels → contacts: an outbound message was sent, delivered, read or failed. */
   deliveryStatuses: defineTopic("channels.delivery-statuses.v1", DeliveryStatusSchema, { key: "<channel_id>:<recipient_id>" }),
+  /** channels → contacts: a subscriber blocked or unblocked the bot. */
+  subscriberStatuses: defineTopic("channels.subscriber-statuses.v1", SubscriberStatusChangedSchema, { key: "<channel_id>:<subscriber_id>" }),
+  /** channels → channels (every replica): a reply to push over a web widget visitor's socket. */
+  widgetReplies: defineTopic("channels.widget-replies.v1", WidgetReplySchema, { key: "<channel_id>:<visitor_id>" }),
   /** contacts → flow-runtime: an inbound message with its contact. */
   resolvedMessages: defineTopic("contacts.resolved-messages.v1", ContactResolvedMessageSchema, { key: "<contact_id>" }),
   /** contacts → identity-merge, export, integrations: a card was created, changed or deleted. */

@@ -7,7 +7,11 @@ import type { mongo } from "mongoose";
  */
 export const BULK_WRITE_SLICE = 50;
 
-/** Unordered bulk write in slices of BULK_WRITE_SLICE; does nothing for an empty list. */
-export async function bulkWriteInSlices(collection: mongo.Collection, operations: mongo.AnyBulkWriteOperation[]): Promise<void> {
-  for (let i = 0; i < operations.length; i += BULK_WRITE_SLICE) await collection.bulkWrite(operations.slice(i, i + BULK_WRITE_SLICE), { ordered: false });
+/**
+ * Unordered bulk write in slices of BULK_WRITE_SLICE; does nothing for an empty list. `T` types the operations by
+ * the stored document (string _ids included), which a mongoose model's untyped collection cannot carry.
+ */
+export async function bulkWriteInSlices<T extends mongo.Document = mongo.Document>(collection: mongo.Collection, operations: mongo.AnyBulkWriteOperation<T>[]): Promise<void> {
+  const ops = operations as unknown as mongo.AnyBulkWriteOperation[];
+  for (let i = 0; i < ops.length; i += BULK_WRITE_SLICE) await collection.bulkWrite(ops.slice(i, i + BULK_WRITE_SLICE), { ordered: false });
 }

@@ -3,3 +3,4 @@ export { MongoProcessedEventStore, type ProcessedEventStoreOptions } from "./pro
 export { scopeToProject, TenantCollection, type TenantDocument } from "./tenant-collection";
 export { BULK_WRITE_SLICE, bulkWriteInSlices } from "./bulk-write";
 export { insertManyIgnoringDuplicates, isDuplicateKey } from "./duplicates";
+export { LeasedJobRunner, type LeasedJob, type LeasedJobOptions } from "./leased-jobs";

@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { Writable } from "node:stream";
 import { createLogger, type Logger } from "@chatcrm/logging";
+import { OPERATOR_METADATA_KEY, PROJECT_METADATA_KEY, ROLE_METADATA_KEY } from "@chatcrm/grpc";
 
 /** Where the harness's Kafka and MongoDB-compatible server are (set by globalSetup or by the caller). */
 export function testInfra(): { kafkaBrokers: string[]; mongoUrl: string } {
@@ -70,3 +71,8 @@ export function testBackendConfig(database: string) {
 export { installTestTracing } from "./tracing";
 export { describeServiceSkeleton } from "./service-smoke";
 export { tapTopic, type TappedEvent } from "./topic-tap";
+
+/** gRPC call options for a project, as admin or as an operator, the way the gateway passes them on. */
+export const callAs = (projectId: string, operatorId?: string, role: "admin" | "operator" = operatorId ? "operator" : "admin") => ({
+  metadata: { [PROJECT_METADATA_KEY]: projectId, [ROLE_METADATA_KEY]: role, ...(operatorId && { [OPERATOR_METADATA_KEY]: operatorId }) },
+});
