@@ -39,13 +39,23 @@ if [[ -z "${KAFKA_BROKERS:-}" || -z "${MONGO_URL:-}" ]]; then
   eval "$(bash deploy/local/infra.sh env)"
 fi
 
+# The channels service encrypts channel secrets with this key. Locally it is generated once per machine and kept
+# beside the instance's data; production takes it from a Secret (charts/, CHANNEL_SECRETS_KEY), never a default.
+key_file="$INSTANCE_DIR/channel-secrets.key"
+if [[ -z "${CHANNEL_SECRETS_KEY:-}" ]]; then
+  mkdir -p "$INSTANCE_DIR"
+  [[ -s "$key_file" ]] || (umask 077 && node -e 'process.stdout.write(require("crypto").randomBytes(32).toString("base64"))' >"$key_file")
+  CHANNEL_SECRETS_KEY=$(cat "$key_file")
+fi
+export CHANNEL_SECRETS_KEY
+
 log "building the services"
 nx run-many -t build --projects="$(IFS=,; echo "${SERVICES[*]}")" --outputStyle=static >/dev/null
 
 mkdir -p "$logs"
 for name in "${SERVICES[@]}"; do
   # A taken port makes the service exit with a message naming it; the wait below shows that log.
-  GRPC_HOST=127.0.0.1 HTTP_HOST=127.0.0.1 HTTP_PORT="$http_port" \
+  GRPC_HOST=127.0.0.1 HTTP_HOST=127.0.0.1 HTTP_PORT="$http_port" WEBHOOK_HOST=127.0.0.1 \
     node --enable-source-maps "dist/services/$name/main.js" >>"$logs/$name.log" 2>&1 &
   pids+=($!)
   log "started $name (pid $!, log $logs/$name.log)"
@@ -67,6 +77,7 @@ cat <<MSG
 
   Gateway (Connect JSON, gRPC-Web):  http://127.0.0.1:$http_port
   Services (gRPC, with reflection):  127.0.0.1:50050-50056 (see each services/*/README.md)
+  Messenger webhooks, web widget:    http://127.0.0.1:8081 (channels; /webhooks/<messenger>/<channel>, /widget/v1/ws)
   Kafka: $KAFKA_BROKERS   MongoDB: $MONGO_URL
   Logs: $logs
 

@@ -68,6 +68,16 @@ class ChartTemplates(unittest.TestCase):
         self.assertEqual(env["FLOW_RUNTIME_GRPC_ADDR"], "rel-flow-runtime:50053")
         self.assertEqual(len([k for k in env if k.endswith("_GRPC_ADDR")]), 6)
 
+    def test_channels_gets_its_webhook_port_and_secrets_key_from_a_secret(self):
+        docs = render()
+        channels = by_kind(docs, "Deployment")["rel-channels"]
+        env = env_of(channels)
+        self.assertEqual(env["WEBHOOK_PORT"], "8081")
+        self.assertEqual(env["CHANNEL_SECRETS_KEY"], {"secretKeyRef": {"name": "chatcrm-channels", "key": "CHANNEL_SECRETS_KEY"}})
+        ports = {p["name"]: p["port"] for p in by_kind(docs, "Service")["rel-channels"]["spec"]["ports"]}
+        self.assertEqual(ports, {"grpc": 50051, "webhooks": 8081})
+        self.assertNotIn("WEBHOOK_PORT", env_of(by_kind(docs, "Deployment")["rel-contacts"]))
+
     def test_defaults_merge_under_service_overrides(self):
         docs = render("--set", "defaults.replicas=4", "--set", "services.contacts.replicas=1", "--set", "services.contacts.env.EXTRA=yes")
         deployments = by_kind(docs, "Deployment")

@@ -1,9 +1,115 @@
-import type { Logger } from "@chatcrm/logging";
-import { Topics } from "@chatcrm/kafka";
+import { ChannelsService } from "@chatcrm/contracts/chatcrm/channels/v1/channels_service_pb";
+import { subscribe, subscribeBatch, Topics } from "@chatcrm/kafka";
 import { startBackend } from "@chatcrm/lifecycle";
+import type { Logger } from "@chatcrm/logging";
+import type { AddressInfo } from "node:net";
+import { hostname } from "node:os";
+import { randomUUID } from "node:crypto";
+import { ChannelRegistry } from "./accounts/channel-registry";
+import type { MessengerName } from "./accounts/messengers";
 import type { Config } from "./config";
+import { SecretBox } from "./crypto/secret-box";
+import { registerWebhookRoutes } from "./http/webhook-routes";
+import { createHttpServer } from "./http/webhook-server";
+import { WebhookAcceptor } from "./inbound/accept-webhook";
+import { DurablePublisher } from "./inbound/durable-publisher";
+import { MessageLogWriter } from "./log/message-log-writer";
+import { Dispatcher } from "./outbound/dispatcher";
+import { limitsFromConfig, RateLimiter } from "./outbound/rate-limiter";
+import { EmailAdapter } from "./providers/email/email-adapter";
+import type { ProviderAdapter } from "./providers/provider";
+import { TelegramAdapter } from "./providers/telegram/telegram-adapter";
+import { VkAdapter } from "./providers/vk/vk-adapter";
+import { WebWidgetAdapter } from "./providers/web/web-adapter";
+import { WhatsAppAdapter } from "./providers/whatsapp/whatsapp-adapter";
+import { ResendJobs, resendJobModel } from "./resend/resend-jobs";
+import { channelsServiceHandlers } from "./rpc/channels-service";
+import { channelModels } from "./store/models";
+import { WidgetHub } from "./widget/widget-hub";
+import { registerWidgetRoutes } from "./widget/widget-routes";
 
-/** Starts the channels service; main.ts runs it, tests start it on an ephemeral port. */
+/** Starts the channels service; main.ts runs it, tests start it on ephemeral ports. */
 export function startChannels(config: Config, logger: Logger) {
-  return startBackend({ name: "channels", config, logger, topics: [Topics.inboundMessages, Topics.sendCommands, Topics.deliveryStatuses] });
+  const limits = limitsFromConfig(config.CHANNEL_RATE_LIMITS);
+  return startBackend({
+    name: "channels",
+    config,
+    logger,
+    topics: [Topics.inboundMessages, Topics.sendCommands, Topics.deliveryStatuses, Topics.subscriberStatuses, Topics.widgetReplies],
+    register: async (ctx) => {
+      const models = channelModels(ctx.mongo.connection);
+      const resendJobsModel = resendJobModel(ctx.mongo.connection);
+      ctx.addModels(...Object.values(models), resendJobsModel);
+
+      const box = new SecretBox(config.CHANNEL_SECRETS_KEY);
+      const timeoutMs = config.PROVIDER_TIMEOUT_MS;
+      const adapters: Record<MessengerName, ProviderAdapter> = {
+        telegram: new TelegramAdapter({ apiBaseUrl: config.TELEGRAM_API_URL, timeoutMs }),
+        whatsapp: new WhatsAppAdapter({ apiBaseUrl: config.WHATSAPP_API_URL, timeoutMs }),
+        vk: new VkAdapter({ apiBaseUrl: config.VK_API_URL, timeoutMs }),
+        email: new EmailAdapter({ timeoutMs }),
+        web: new WebWidgetAdapter(ctx.publisher),
+      };
+      const registry = new ChannelRegistry(models.channels, adapters, box, config.PUBLIC_WEBHOOK_BASE_URL, logger);
+      const durable = new DurablePublisher(ctx.publisher, models.pendingEvents, logger);
+      const acceptor = new WebhookAcceptor(durable, models.providerRefs, logger);
+      const dispatcher = new Dispatcher(registry, durable, models.messages, models.providerRefs, new RateLimiter(), {
+        limits,
+        maxInFlight: config.DISPATCH_MAX_IN_FLIGHT,
+        maxAttempts: config.SEND_MAX_ATTEMPTS,
+        maxBackoffMs: config.SEND_MAX_BACKOFF_MS,
+        maxRateLimitWaitMs: config.SEND_MAX_RATE_LIMIT_WAIT_MS,
+      }, logger);
+      const log = new MessageLogWriter(models);
+      const resend = new ResendJobs(resendJobsModel, models, registry, ctx.publisher, logger, { leaseMs: 30_000, pollIntervalMs: config.RESEND_POLL_INTERVAL_MS });
+      const hub = new WidgetHub();
+
+      ctx.grpc.addService(ChannelsService, channelsServiceHandlers({ registry, models, publisher: ctx.publisher, resend }));
+      ctx.addConsumer({
+        groupId: config.KAFKA_CONSUMER_GROUP,
+        partitionsConsumedConcurrently: config.CONSUMER_CONCURRENCY,
+        subscriptions: [subscribeBatch(Topics.sendCommands, dispatcher.handleBatch)],
+      });
+      ctx.addConsumer({
+        groupId: config.MESSAGE_LOG_CONSUMER_GROUP,
+        partitionsConsumedConcurrently: config.CONSUMER_CONCURRENCY,
+        subscriptions: [subscribeBatch(Topics.inboundMessages, log.inbound), subscribeBatch(Topics.sendCommands, log.commands), subscribeBatch(Topics.deliveryStatuses, log.statuses)],
+      });
+      // Every replica reads every widget reply (its own group, from now on) and pushes those whose visitor it holds.
+      ctx.addConsumer({
+        groupId: `${config.KAFKA_CONSUMER_GROUP}-widget-${hostname()}-${randomUUID().slice(0, 8)}`,
+        fromBeginning: false,
+        subscriptions: [subscribe(Topics.widgetReplies, async (event) => void hub.deliver(event.value))],
+      });
+
+      const http = await createHttpServer({ bodyLimitBytes: config.WEBHOOK_BODY_LIMIT_BYTES, logger }, (app) => {
+        registerWebhookRoutes(app, registry, acceptor, logger);
+        registerWidgetRoutes(app, { registry, box, acceptor, hub, messages: models.messages, enforceOrigins: config.WIDGET_ENFORCE_ORIGINS, logger });
+      });
+      const parts = { registry, models, acceptor, dispatcher, durable, resend, hub, webhookPort: 0 };
+
+      let relaying: Promise<unknown> | undefined;
+      const relay = setInterval(() => {
+        relaying ??= durable
+          .relay()
+          .catch((err: unknown) => logger.warn({ err }, "relay of stored webhook events failed; retrying later"))
+          .finally(() => (relaying = undefined));
+      }, config.INBOUND_RELAY_INTERVAL_MS);
+
+      ctx.onStarted(async () => {
+        await http.listen({ host: config.WEBHOOK_HOST, port: config.WEBHOOK_PORT });
+        parts.webhookPort = (http.server.address() as AddressInfo).port;
+        logger.info({ webhookPort: parts.webhookPort }, "channels accepts webhooks and widget connections");
+        resend.runner.start();
+      });
+      ctx.onShutdown("webhooks", async () => {
+        clearInterval(relay);
+        hub.closeAll();
+        await http.close();
+        await relaying;
+      });
+      ctx.onShutdown("resend jobs", () => resend.runner.stop());
+      return parts;
+    },
+  });
 }

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file chatcrm/channels/v1/events.proto.
  */
 export const file_chatcrm_channels_v1_events: GenFile = /*@__PURE__*/
-  fileDesc("CiBjaGF0Y3JtL2NoYW5uZWxzL3YxL2V2ZW50cy5wcm90bxITY2hhdGNybS5jaGFubmVscy52MSKDAQoNU2VuZGVyUHJvZmlsZRISCgpmaXJzdF9uYW1lGAEgASgJEhEKCWxhc3RfbmFtZRgCIAEoCRIQCgh1c2VybmFtZRgDIAEoCRISCgphdmF0YXJfdXJsGAQgASgJEhMKC3Byb2ZpbGVfdXJsGAUgASgJEhAKCGxhbmd1YWdlGAYgASgJIoMBCgpBdHRhY2htZW50Ei4KBGtpbmQYASABKA4yIC5jaGF0Y3JtLmNoYW5uZWxzLnYxLk1lc3NhZ2VLaW5kEgsKA3VybBgCIAEoCRIRCgltaW1lX3R5cGUYAyABKAkSEQoJZmlsZV9uYW1lGAQgASgJEhIKCnNpemVfYnl0ZXMYBSABKAMiLwoITG9jYXRpb24SEAoIbGF0aXR1ZGUYASABKAESEQoJbG9uZ2l0dWRlGAIgASgBIvoDCg5JbmJvdW5kTWVzc2FnZRISCgptZXNzYWdlX2lkGAEgASgJEhIKCnByb2plY3RfaWQYAiABKAkSEgoKY2hhbm5lbF9pZBgDIAEoCRIxCgltZXNzZW5nZXIYBCABKA4yHi5jaGF0Y3JtLmNoYW5uZWxzLnYxLk1lc3NlbmdlchIRCglzZW5kZXJfaWQYBSABKAkSMgoGc2VuZGVyGAYgASgLMiIuY2hhdGNybS5jaGFubmVscy52MS5TZW5kZXJQcm9maWxlEi4KBGtpbmQYByABKA4yIC5jaGF0Y3JtLmNoYW5uZWxzLnYxLk1lc3NhZ2VLaW5kEgwKBHRleHQYCCABKAkSNAoLYXR0YWNobWVudHMYCSADKAsyHy5jaGF0Y3JtLmNoYW5uZWxzLnYxLkF0dGFjaG1lbnQSGwoTcHJvdmlkZXJfbWVzc2FnZV9pZBgKIAEoCRIrCgdzZW50X2F0GAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIVCg1zdGFydF9wYXlsb2FkGAwgASgJEhQKDHNoYXJlZF9waG9uZRgNIAEoCRIvCghsb2NhdGlvbhgOIAEoCzIdLmNoYXRjcm0uY2hhbm5lbHMudjEuTG9jYXRpb24SFgoOYnV0dG9uX3BheWxvYWQYDyABKAkiNAoGQnV0dG9uEgwKBHRleHQYASABKAkSDwoHcGF5bG9hZBgCIAEoCRILCgN1cmwYAyABKAkitQIKElNlbmRNZXNzYWdlQ29tbWFuZBISCgpjb21tYW5kX2lkGAEgASgJEhIKCnByb2plY3RfaWQYAiABKAkSEgoKY2hhbm5lbF9pZBgDIAEoCRIUCgxyZWNpcGllbnRfaWQYBCABKAkSEgoKY29udGFjdF9pZBgFIAEoCRIMCgR0ZXh0GAYgASgJEjQKC2F0dGFjaG1lbnRzGAcgAygLMh8uY2hhdGNybS5jaGFubmVscy52MS5BdHRhY2htZW50EiwKB2J1dHRvbnMYCCADKAsyGy5jaGF0Y3JtLmNoYW5uZWxzLnYxLkJ1dHRvbhIyCgZvcmlnaW4YCSABKA4yIi5jaGF0Y3JtLmNoYW5uZWxzLnYxLk1lc3NhZ2VPcmlnaW4SEwoLb3BlcmF0b3JfaWQYCiABKAki+AIKDkRlbGl2ZXJ5U3RhdHVzEhEKCXN0YXR1c19pZBgBIAEoCRISCgpjb21tYW5kX2lkGAIgASgJEhIKCnByb2plY3RfaWQYAyABKAkSEgoKY2hhbm5lbF9pZBgEIAEoCRIUCgxyZWNpcGllbnRfaWQYBSABKAkSEgoKY29udGFjdF9pZBgGIAEoCRIxCgVzdGF0ZRgHIAEoDjIiLmNoYXRjcm0uY2hhbm5lbHMudjEuRGVsaXZlcnlTdGF0ZRINCgVlcnJvchgIIAEoCRIRCglwZXJtYW5lbnQYCSABKAgSJgoCYXQYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjIKBm9yaWdpbhgLIAEoDjIiLmNoYXRjcm0uY2hhbm5lbHMudjEuTWVzc2FnZU9yaWdpbhITCgtvcGVyYXRvcl9pZBgMIAEoCRIPCgdleGNlcnB0GA0gASgJEhYKDmhhc19hdHRhY2htZW50GA4gASgIKqkBCglNZXNzZW5nZXISGQoVTUVTU0VOR0VSX1VOU1BFQ0lGSUVEEAASFgoSTUVTU0VOR0VSX1RFTEVHUkFNEAESFgoSTUVTU0VOR0VSX1dIQVRTQVBQEAISEAoMTUVTU0VOR0VSX1ZLEAMSEwoPTUVTU0VOR0VSX0VNQUlMEAQSEQoNTUVTU0VOR0VSX1dFQhAFEhcKE01FU1NFTkdFUl9JTlNUQUdSQU0QBirzAQoLTWVzc2FnZUtpbmQSHAoYTUVTU0FHRV9LSU5EX1VOU1BFQ0lGSUVEEAASFQoRTUVTU0FHRV9LSU5EX1RFWFQQARIWChJNRVNTQUdFX0tJTkRfSU1BR0UQAhIWChJNRVNTQUdFX0tJTkRfVklERU8QAxIWChJNRVNTQUdFX0tJTkRfQVVESU8QBBIZChVNRVNTQUdFX0tJTkRfRE9DVU1FTlQQBRIYChRNRVNTQUdFX0tJTkRfQ09OVEFDVBAGEhkKFU1FU1NBR0VfS0lORF9MT0NBVElPThAHEhcKE01FU1NBR0VfS0lORF9CVVRUT04QCCqFAQoNTWVzc2FnZU9yaWdpbhIeChpNRVNTQUdFX09SSUdJTl9VTlNQRUNJRklFRBAAEhcKE01FU1NBR0VfT1JJR0lOX0ZMT1cQARIbChdNRVNTQUdFX09SSUdJTl9PUEVSQVRPUhACEh4KGk1FU1NBR0VfT1JJR0lOX01BU1NfQUNUSU9OEAMqtQEKDURlbGl2ZXJ5U3RhdGUSHgoaREVMSVZFUllfU1RBVEVfVU5TUEVDSUZJRUQQABIZChVERUxJVkVSWV9TVEFURV9RVUVVRUQQARIXChNERUxJVkVSWV9TVEFURV9TRU5UEAISHAoYREVMSVZFUllfU1RBVEVfREVMSVZFUkVEEAMSFwoTREVMSVZFUllfU1RBVEVfUkVBRBAEEhkKFURFTElWRVJZX1NUQVRFX0ZBSUxFRBAFYgZwcm90bzM", [file_google_protobuf_timestamp]);
+  fileDesc("CiBjaGF0Y3JtL2NoYW5uZWxzL3YxL2V2ZW50cy5wcm90bxITY2hhdGNybS5jaGFubmVscy52MSKDAQoNU2VuZGVyUHJvZmlsZRISCgpmaXJzdF9uYW1lGAEgASgJEhEKCWxhc3RfbmFtZRgCIAEoCRIQCgh1c2VybmFtZRgDIAEoCRISCgphdmF0YXJfdXJsGAQgASgJEhMKC3Byb2ZpbGVfdXJsGAUgASgJEhAKCGxhbmd1YWdlGAYgASgJIoMBCgpBdHRhY2htZW50Ei4KBGtpbmQYASABKA4yIC5jaGF0Y3JtLmNoYW5uZWxzLnYxLk1lc3NhZ2VLaW5kEgsKA3VybBgCIAEoCRIRCgltaW1lX3R5cGUYAyABKAkSEQoJZmlsZV9uYW1lGAQgASgJEhIKCnNpemVfYnl0ZXMYBSABKAMiLwoITG9jYXRpb24SEAoIbGF0aXR1ZGUYASABKAESEQoJbG9uZ2l0dWRlGAIgASgBIosECg5JbmJvdW5kTWVzc2FnZRISCgptZXNzYWdlX2lkGAEgASgJEhIKCnByb2plY3RfaWQYAiABKAkSEgoKY2hhbm5lbF9pZBgDIAEoCRIxCgltZXNzZW5nZXIYBCABKA4yHi5jaGF0Y3JtLmNoYW5uZWxzLnYxLk1lc3NlbmdlchIRCglzZW5kZXJfaWQYBSABKAkSMgoGc2VuZGVyGAYgASgLMiIuY2hhdGNybS5jaGFubmVscy52MS5TZW5kZXJQcm9maWxlEi4KBGtpbmQYByABKA4yIC5jaGF0Y3JtLmNoYW5uZWxzLnYxLk1lc3NhZ2VLaW5kEgwKBHRleHQYCCABKAkSNAoLYXR0YWNobWVudHMYCSADKAsyHy5jaGF0Y3JtLmNoYW5uZWxzLnYxLkF0dGFjaG1lbnQSGwoTcHJvdmlkZXJfbWVzc2FnZV9pZBgKIAEoCRIrCgdzZW50X2F0GAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIVCg1zdGFydF9wYXlsb2FkGAwgASgJEhQKDHNoYXJlZF9waG9uZRgNIAEoCRIvCghsb2NhdGlvbhgOIAEoCzIdLmNoYXRjcm0uY2hhbm5lbHMudjEuTG9jYXRpb24SFgoOYnV0dG9uX3BheWxvYWQYDyABKAkSDwoHc3ViamVjdBgQIAEoCSI0CgZCdXR0b24SDAoEdGV4dBgBIAEoCRIPCgdwYXlsb2FkGAIgASgJEgsKA3VybBgDIAEoCSLGAgoSU2VuZE1lc3NhZ2VDb21tYW5kEhIKCmNvbW1hbmRfaWQYASABKAkSEgoKcHJvamVjdF9pZBgCIAEoCRISCgpjaGFubmVsX2lkGAMgASgJEhQKDHJlY2lwaWVudF9pZBgEIAEoCRISCgpjb250YWN0X2lkGAUgASgJEgwKBHRleHQYBiABKAkSNAoLYXR0YWNobWVudHMYByADKAsyHy5jaGF0Y3JtLmNoYW5uZWxzLnYxLkF0dGFjaG1lbnQSLAoHYnV0dG9ucxgIIAMoCzIbLmNoYXRjcm0uY2hhbm5lbHMudjEuQnV0dG9uEjIKBm9yaWdpbhgJIAEoDjIiLmNoYXRjcm0uY2hhbm5lbHMudjEuTWVzc2FnZU9yaWdpbhITCgtvcGVyYXRvcl9pZBgKIAEoCRIPCgdzdWJqZWN0GAsgASgJIsgDCg5EZWxpdmVyeVN0YXR1cxIRCglzdGF0dXNfaWQYASABKAkSEgoKY29tbWFuZF9pZBgCIAEoCRISCgpwcm9qZWN0X2lkGAMgASgJEhIKCmNoYW5uZWxfaWQYBCABKAkSFAoMcmVjaXBpZW50X2lkGAUgASgJEhIKCmNvbnRhY3RfaWQYBiABKAkSMQoFc3RhdGUYByABKA4yIi5jaGF0Y3JtLmNoYW5uZWxzLnYxLkRlbGl2ZXJ5U3RhdGUSDQoFZXJyb3IYCCABKAkSEQoJcGVybWFuZW50GAkgASgIEiYKAmF0GAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIyCgZvcmlnaW4YCyABKA4yIi5jaGF0Y3JtLmNoYW5uZWxzLnYxLk1lc3NhZ2VPcmlnaW4SEwoLb3BlcmF0b3JfaWQYDCABKAkSDwoHZXhjZXJwdBgNIAEoCRIWCg5oYXNfYXR0YWNobWVudBgOIAEoCBIxCgltZXNzZW5nZXIYDyABKA4yHi5jaGF0Y3JtLmNoYW5uZWxzLnYxLk1lc3NlbmdlchIbChNwcm92aWRlcl9tZXNzYWdlX2lkGBAgASgJItYBChdTdWJzY3JpYmVyU3RhdHVzQ2hhbmdlZBIQCghldmVudF9pZBgBIAEoCRISCgpwcm9qZWN0X2lkGAIgASgJEhIKCmNoYW5uZWxfaWQYAyABKAkSMQoJbWVzc2VuZ2VyGAQgASgOMh4uY2hhdGNybS5jaGFubmVscy52MS5NZXNzZW5nZXISFQoNc3Vic2NyaWJlcl9pZBgFIAEoCRIPCgdibG9ja2VkGAYgASgIEiYKAmF0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCL3AQoLV2lkZ2V0UmVwbHkSEgoKcHJvamVjdF9pZBgBIAEoCRISCgpjaGFubmVsX2lkGAIgASgJEhIKCnZpc2l0b3JfaWQYAyABKAkSEgoKbWVzc2FnZV9pZBgEIAEoCRIMCgR0ZXh0GAUgASgJEjQKC2F0dGFjaG1lbnRzGAYgAygLMh8uY2hhdGNybS5jaGFubmVscy52MS5BdHRhY2htZW50EiwKB2J1dHRvbnMYByADKAsyGy5jaGF0Y3JtLmNoYW5uZWxzLnYxLkJ1dHRvbhImCgJhdBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAqqQEKCU1lc3NlbmdlchIZChVNRVNTRU5HRVJfVU5TUEVDSUZJRUQQABIWChJNRVNTRU5HRVJfVEVMRUdSQU0QARIWChJNRVNTRU5HRVJfV0hBVFNBUFAQAhIQCgxNRVNTRU5HRVJfVksQAxITCg9NRVNTRU5HRVJfRU1BSUwQBBIRCg1NRVNTRU5HRVJfV0VCEAUSFwoTTUVTU0VOR0VSX0lOU1RBR1JBTRAGKvMBCgtNZXNzYWdlS2luZBIcChhNRVNTQUdFX0tJTkRfVU5TUEVDSUZJRUQQABIVChFNRVNTQUdFX0tJTkRfVEVYVBABEhYKEk1FU1NBR0VfS0lORF9JTUFHRRACEhYKEk1FU1NBR0VfS0lORF9WSURFTxADEhYKEk1FU1NBR0VfS0lORF9BVURJTxAEEhkKFU1FU1NBR0VfS0lORF9ET0NVTUVOVBAFEhgKFE1FU1NBR0VfS0lORF9DT05UQUNUEAYSGQoVTUVTU0FHRV9LSU5EX0xPQ0FUSU9OEAcSFwoTTUVTU0FHRV9LSU5EX0JVVFRPThAIKoUBCg1NZXNzYWdlT3JpZ2luEh4KGk1FU1NBR0VfT1JJR0lOX1VOU1BFQ0lGSUVEEAASFwoTTUVTU0FHRV9PUklHSU5fRkxPVxABEhsKF01FU1NBR0VfT1JJR0lOX09QRVJBVE9SEAISHgoaTUVTU0FHRV9PUklHSU5fTUFTU19BQ1RJT04QAyq1AQoNRGVsaXZlcnlTdGF0ZRIeChpERUxJVkVSWV9TVEFURV9VTlNQRUNJRklFRBAAEhkKFURFTElWRVJZX1NUQVRFX1FVRVVFRBABEhcKE0RFTElWRVJZX1NUQVRFX1NFTlQQAhIcChhERUxJVkVSWV9TVEFURV9ERUxJVkVSRUQQAxIXChNERUxJVkVSWV9TVEFURV9SRUFEEAQSGQoVREVMSVZFUllfU1RBVEVfRkFJTEVEEAViBnByb3RvMw", [file_google_protobuf_timestamp]);
 
 /**
  * The sender as the messenger describes them; every field is optional because messengers differ.
@@ -218,6 +218,13 @@ export type InboundMessage = Message<"chatcrm.channels.v1.InboundMessage"> & {
    * @generated from field: string button_payload = 15;
    */
   buttonPayload: string;
+
+  /**
+   * Email only: the subject line, so a reply can keep the thread.
+   *
+   * @generated from field: string subject = 16;
+   */
+  subject: string;
 };
 
 /**
@@ -322,6 +329,13 @@ export type SendMessageCommand = Message<"chatcrm.channels.v1.SendMessageCommand
    * @generated from field: string operator_id = 10;
    */
   operatorId: string;
+
+  /**
+   * The subject line for email channels; other messengers ignore it.
+   *
+   * @generated from field: string subject = 11;
+   */
+  subject: string;
 };
 
 /**
@@ -415,6 +429,21 @@ export type DeliveryStatus = Message<"chatcrm.channels.v1.DeliveryStatus"> & {
    * @generated from field: bool has_attachment = 14;
    */
   hasAttachment: boolean;
+
+  /**
+   * The channel's messenger, so a first message to a new recipient (an operator writing to a new WhatsApp number or
+   * email address, seed 002) can create the contact.
+   *
+   * @generated from field: chatcrm.channels.v1.Messenger messenger = 15;
+   */
+  messenger: Messenger;
+
+  /**
+   * The provider's id for the sent message (Telegram message id, WhatsApp wamid, VK message id, SMTP Message-ID).
+   *
+   * @generated from field: string provider_message_id = 16;
+   */
+  providerMessageId: string;
 };
 
 /**
@@ -423,6 +452,118 @@ export type DeliveryStatus = Message<"chatcrm.channels.v1.DeliveryStatus"> & {
  */
 export const DeliveryStatusSchema: GenMessage<DeliveryStatus> = /*@__PURE__*/
   messageDesc(file_chatcrm_channels_v1_events, 6);
+
+/**
+ * The subscriber blocked or unblocked the bot (Telegram my_chat_member), or unsubscribed in another way a messenger
+ * reports. Topic: channels.subscriber-statuses.v1. Key: "<channel_id>:<subscriber_id>".
+ *
+ * @generated from message chatcrm.channels.v1.SubscriberStatusChanged
+ */
+export type SubscriberStatusChanged = Message<"chatcrm.channels.v1.SubscriberStatusChanged"> & {
+  /**
+   * Unique per change; consumers deduplicate by it.
+   *
+   * @generated from field: string event_id = 1;
+   */
+  eventId: string;
+
+  /**
+   * @generated from field: string project_id = 2;
+   */
+  projectId: string;
+
+  /**
+   * @generated from field: string channel_id = 3;
+   */
+  channelId: string;
+
+  /**
+   * @generated from field: chatcrm.channels.v1.Messenger messenger = 4;
+   */
+  messenger: Messenger;
+
+  /**
+   * @generated from field: string subscriber_id = 5;
+   */
+  subscriberId: string;
+
+  /**
+   * True when the subscriber blocked the bot: nothing can be sent until they unblock it.
+   *
+   * @generated from field: bool blocked = 6;
+   */
+  blocked: boolean;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp at = 7;
+   */
+  at?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message chatcrm.channels.v1.SubscriberStatusChanged.
+ * Use `create(SubscriberStatusChangedSchema)` to create a new message.
+ */
+export const SubscriberStatusChangedSchema: GenMessage<SubscriberStatusChanged> = /*@__PURE__*/
+  messageDesc(file_chatcrm_channels_v1_events, 7);
+
+/**
+ * A bot or operator reply for a web chat widget visitor, fanned out to every channels replica so the one holding
+ * the visitor's WebSocket pushes it. Internal to the channels service.
+ * Topic: channels.widget-replies.v1. Key: "<channel_id>:<visitor_id>".
+ *
+ * @generated from message chatcrm.channels.v1.WidgetReply
+ */
+export type WidgetReply = Message<"chatcrm.channels.v1.WidgetReply"> & {
+  /**
+   * @generated from field: string project_id = 1;
+   */
+  projectId: string;
+
+  /**
+   * @generated from field: string channel_id = 2;
+   */
+  channelId: string;
+
+  /**
+   * @generated from field: string visitor_id = 3;
+   */
+  visitorId: string;
+
+  /**
+   * The send command's id; the widget acknowledges receipt by it.
+   *
+   * @generated from field: string message_id = 4;
+   */
+  messageId: string;
+
+  /**
+   * @generated from field: string text = 5;
+   */
+  text: string;
+
+  /**
+   * @generated from field: repeated chatcrm.channels.v1.Attachment attachments = 6;
+   */
+  attachments: Attachment[];
+
+  /**
+   * @generated from field: repeated chatcrm.channels.v1.Button buttons = 7;
+   */
+  buttons: Button[];
+
+  /**
+   * @generated from field: google.protobuf.Timestamp at = 8;
+   */
+  at?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message chatcrm.channels.v1.WidgetReply.
+ * Use `create(WidgetReplySchema)` to create a new message.
+ */
+export const WidgetReplySchema: GenMessage<WidgetReply> = /*@__PURE__*/
+  messageDesc(file_chatcrm_channels_v1_events, 8);
 
 /**
  * The messenger a channel account belongs to.

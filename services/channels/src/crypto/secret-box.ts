@@ -1,0 +1,53 @@
+import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes, timingSafeEqual } from "node:crypto";
+
+const VERSION = "v1";
+
+/**
+ * Encrypts the channels' secrets at rest with AES-256-GCM under a key from the environment (CHANNEL_SECRETS_KEY).
+ * The stored form is "v1:<iv>:<tag>:<ciphertext>" (base64url) so the key can be rotated later by version. The
+ * channel id is bound as associated data: a ciphertext copied onto another channel's record does not decrypt.
+ * The same master key also derives (HKDF) a separate key for signing web widget visitor ids.
+ */
+export class SecretBox {
+  private readonly encryptionKey: Buffer;
+  private readonly signingKey: Buffer;
+
+  constructor(masterKeyBase64: string) {
+    const master = Buffer.from(masterKeyBase64, "base64");
+    if (master.length !== 32) throw new Error("CHANNEL_SECRETS_KEY must be 32 bytes in base64");
+    this.encryptionKey = Buffer.from(hkdfSync("sha256", master, Buffer.alloc(0), "chatcrm channels secrets v1", 32));
+    this.signingKey = Buffer.from(hkdfSync("sha256", master, Buffer.alloc(0), "chatcrm widget visitors v1", 32));
+  }
+
+  seal(secrets: Record<string, string>, channelId: string): string {
+    const iv = randomBytes(12);
+    const cipher = createCipheriv("aes-256-gcm", this.encryptionKey, iv);
+    cipher.setAAD(Buffer.from(channelId));
+    const body = Buffer.concat([cipher.update(JSON.stringify(secrets), "utf8"), cipher.final()]);
+    return [VERSION, iv.toString("base64url"), cipher.getAuthTag().toString("base64url"), body.toString("base64url")].join(":");
+  }
+
+  open(sealed: string, channelId: string): Record<string, string> {
+    const [version, iv, tag, body] = sealed.split(":");
+    if (version !== VERSION || !iv || !tag || body === undefined) throw new Error(`channel ${channelId}: stored secrets are in an unknown format`);
+    const decipher = createDecipheriv("aes-256-gcm", this.encryptionKey, Buffer.from(iv, "base64url"));
+    decipher.setAAD(Buffer.from(channelId));
+    decipher.setAuthTag(Buffer.from(tag, "base64url"));
+    try {
+      return JSON.parse(Buffer.concat([decipher.update(Buffer.from(body, "base64url")), decipher.final()]).toString("utf8")) as Record<string, string>;
+    } catch {
+      throw new Error(`channel ${channelId}: stored secrets do not decrypt with CHANNEL_SECRETS_KEY (was the key changed?)`);
+    }
+  }
+
+  /** An HMAC tag over `value`, for ids handed to browsers that must come back unforged. */
+  sign(value: string): string {
+    return createHmac("sha256", this.signingKey).update(value).digest("base64url").slice(0, 32);
+  }
+
+  verify(value: string, tag: string): boolean {
+    const expected = Buffer.from(this.sign(value));
+    const given = Buffer.from(tag);
+    return expected.length === given.length && timingSafeEqual(expected, given);
+  }
+}

@@ -1,0 +1,72 @@
+import { create, fromBinary, toBinary, type DescMessage, type MessageInitShape } from "@bufbuild/protobuf";
+import { Topics, type EventPublisher, type TopicDefinition } from "@chatcrm/kafka";
+import type { Logger } from "@chatcrm/logging";
+import { insertManyIgnoringDuplicates } from "@chatcrm/mongo";
+import type { Model } from "mongoose";
+import type { PendingEventDoc } from "../store/models";
+
+export interface DurableEvent<D extends DescMessage> {
+  eventId: string;
+  projectId: string;
+  key: string;
+  value: MessageInitShape<D>;
+}
+
+const topicsByName = new Map<string, TopicDefinition>(Object.values(Topics).map((t) => [t.name, t as TopicDefinition]));
+
+/**
+ * "Accepted" for a webhook means published to Kafka or, when Kafka does not take it, stored for publishing: only
+ * then is the provider answered 200. A relay publishes what was stored; event ids are derived from the provider's
+ * ids, so an event both stored and (late) published is still handled once downstream.
+ */
+export class DurablePublisher {
+  constructor(
+    private readonly publisher: EventPublisher,
+    private readonly pending: Model<PendingEventDoc>,
+    private readonly logger: Logger,
+  ) {}
+
+  async publish<D extends DescMessage>(topic: TopicDefinition<D>, events: DurableEvent<D>[]): Promise<"published" | "stored"> {
+    if (events.length === 0) return "published";
+    try {
+      await Promise.all(events.map((e) => this.publisher.publishCoalesced(topic, { key: e.key, projectId: e.projectId, eventId: e.eventId, value: e.value })));
+      return "published";
+    } catch (err) {
+      this.logger.warn({ err, topic: topic.name, events: events.length }, "Kafka did not take the events; storing them for the relay");
+      const createdAt = new Date();
+      await insertManyIgnoringDuplicates(
+        this.pending.collection,
+        events.map((e) => ({ _id: `${topic.name}|${e.eventId}`, projectId: e.projectId, topic: topic.name, key: e.key, value: Buffer.from(toBinary(topic.schema, create(topic.schema, e.value))), createdAt })),
+      );
+      return "stored";
+    }
+  }
+
+  /** Publishes stored events oldest first and removes each once Kafka has it; returns how many went out. */
+  async relay(limit = 500): Promise<number> {
+    const docs = await this.pending.find({}).sort({ createdAt: 1 }).limit(limit).lean<PendingEventDoc[]>();
+    let published = 0;
+    for (const doc of docs) {
+      const topic = topicsByName.get(doc.topic);
+      if (!topic) {
+        this.logger.error({ topic: doc.topic, id: doc._id }, "a stored event names an unknown topic; leaving it for a person to look at");
+        continue;
+      }
+      const eventId = doc._id.slice(doc.topic.length + 1);
+      const value = fromBinary(topic.schema, storedBytes(doc.value));
+      await this.publisher.publish(topic, { key: doc.key, projectId: doc.projectId, eventId, value: value as MessageInitShape<DescMessage> });
+      await this.pending.deleteOne({ _id: doc._id });
+      published++;
+    }
+    if (published) this.logger.info({ published }, "published events stored while Kafka was away");
+    return published;
+  }
+}
+
+/** A lean read returns BSON Binary, not Buffer, for a Buffer field. */
+function storedBytes(value: unknown): Uint8Array {
+  if (value instanceof Uint8Array) return value;
+  const inner = (value as { buffer?: unknown }).buffer;
+  if (inner instanceof Uint8Array) return inner;
+  throw new Error("a stored event's value is not binary");
+}

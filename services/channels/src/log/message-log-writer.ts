@@ -1,0 +1,137 @@
+import { timestampDate } from "@bufbuild/protobuf/wkt";
+import { DeliveryState, MessageKind, MessageOrigin, type Attachment, type Button, type DeliveryStatus, type InboundMessage, type SendMessageCommand } from "@chatcrm/contracts/chatcrm/channels/v1/events_pb";
+import type { ConsumedEvent, Topics } from "@chatcrm/kafka";
+import { bulkWriteInSlices, insertManyIgnoringDuplicates } from "@chatcrm/mongo";
+import type { mongo } from "mongoose";
+import { nameOfMessenger } from "../accounts/messengers";
+import { originName } from "../outbound/status-events";
+import { chatKey, STATE_RANK, type ChannelModels, type LastBotMessageDoc, type MessageDoc, type StateName } from "../store/models";
+
+const STATE_NAMES: Partial<Record<DeliveryState, StateName>> = {
+  [DeliveryState.QUEUED]: "queued",
+  [DeliveryState.SENT]: "sent",
+  [DeliveryState.DELIVERED]: "delivered",
+  [DeliveryState.READ]: "read",
+  [DeliveryState.FAILED]: "failed",
+};
+
+const attachmentsOf = (list: Attachment[]) => list.map((a) => ({ kind: MessageKind[a.kind]?.toLowerCase() ?? "document", url: a.url, mimeType: a.mimeType, fileName: a.fileName, sizeBytes: Number(a.sizeBytes) }));
+const buttonsOf = (list: Button[]) => list.map((b) => ({ text: b.text, payload: b.payload, url: b.url }));
+const isBotOrigin = (origin: MessageOrigin) => origin === MessageOrigin.FLOW || origin === MessageOrigin.MASS_ACTION;
+
+/**
+ * Writes the message log (the card's history tab) from the service's own topics, in bulk and off the hot paths:
+ * inbound messages, send commands (the outbound message as queued) and delivery statuses. Every write is keyed by
+ * the message or command id and monotonic in state, so a batch redone after a crash changes nothing twice, and a
+ * status that overtakes its command still lands.
+ */
+export class MessageLogWriter {
+  constructor(private readonly models: ChannelModels) {}
+
+  inbound = async (events: ConsumedEvent<typeof Topics.inboundMessages.schema>[]): Promise<void> => {
+    await insertManyIgnoringDuplicates(this.models.messages.collection, events.map((e) => inboundDoc(e.value)));
+  };
+
+  commands = async (events: ConsumedEvent<typeof Topics.sendCommands.schema>[]): Promise<void> => {
+    const now = new Date();
+    const messageOps: mongo.AnyBulkWriteOperation<MessageDoc>[] = [];
+    const lastBotOps: mongo.AnyBulkWriteOperation<LastBotMessageDoc>[] = [];
+    for (const { value: c } of events) {
+      messageOps.push({
+        updateOne: {
+          filter: { _id: c.commandId },
+          update: {
+            $set: { ...outboundFields(c), kind: kindOf(c), text: c.text, subject: c.subject, attachments: attachmentsOf(c.attachments), buttons: buttonsOf(c.buttons), origin: originName(c.origin), operatorId: c.operatorId },
+            $max: { stateRank: STATE_RANK.queued },
+            $min: { createdAt: now },
+            $setOnInsert: { messenger: "", error: "", providerMessageId: "", stateChangedAt: now },
+          },
+          upsert: true,
+        },
+      });
+      if (isBotOrigin(c.origin)) {
+        lastBotOps.push({
+          updateOne: {
+            filter: { _id: chatKey(c.projectId, c.channelId, c.recipientId) },
+            update: { $set: { projectId: c.projectId, channelId: c.channelId, peerId: c.recipientId, commandId: c.commandId, sentAt: now, failed: false }, $setOnInsert: { messenger: "" } },
+            upsert: true,
+          },
+        });
+      }
+    }
+    await bulkWriteInSlices(this.models.messages.collection, messageOps);
+    await bulkWriteInSlices(this.models.lastBotMessages.collection, lastBotOps);
+  };
+
+  statuses = async (events: ConsumedEvent<typeof Topics.deliveryStatuses.schema>[]): Promise<void> => {
+    const messageOps: mongo.AnyBulkWriteOperation<MessageDoc>[] = [];
+    const lastBotOps: mongo.AnyBulkWriteOperation<LastBotMessageDoc>[] = [];
+    for (const { value: s } of events) {
+      const state = STATE_NAMES[s.state];
+      if (!state || !s.commandId) continue;
+      const at = s.at ? timestampDate(s.at) : new Date();
+      const set: Partial<MessageDoc> = {};
+      if (state === "failed") set.error = s.error;
+      if (s.providerMessageId) set.providerMessageId = s.providerMessageId;
+      const messenger = nameOfMessenger(s.messenger);
+      if (messenger) set.messenger = messenger;
+      messageOps.push({
+        updateOne: {
+          filter: { _id: s.commandId },
+          update: {
+            $set: set,
+            $max: { stateRank: STATE_RANK[state], stateChangedAt: at },
+            $min: { createdAt: at },
+            $setOnInsert: { ...statusOnlyFields(s), kind: "text", text: s.excerpt, subject: "", attachments: [], buttons: [], origin: originName(s.origin), operatorId: s.operatorId },
+          },
+          upsert: true,
+        },
+      });
+      if (messenger) {
+        // The status carries the messenger the command did not; the resend filter needs it.
+        lastBotOps.push({ updateOne: { filter: { _id: chatKey(s.projectId, s.channelId, s.recipientId) }, update: { $set: { messenger } } } });
+      }
+      if (state === "failed" || state === "sent") {
+        lastBotOps.push({
+          updateOne: { filter: { _id: chatKey(s.projectId, s.channelId, s.recipientId), commandId: s.commandId }, update: { $set: { failed: state === "failed", sentAt: at } } },
+        });
+      }
+    }
+    await bulkWriteInSlices(this.models.messages.collection, messageOps);
+    await bulkWriteInSlices(this.models.lastBotMessages.collection, lastBotOps);
+  };
+}
+
+function kindOf(c: SendMessageCommand): string {
+  const first = c.attachments[0];
+  return first ? (MessageKind[first.kind]?.toLowerCase() ?? "document") : "text";
+}
+
+const outboundFields = (c: SendMessageCommand) => ({ projectId: c.projectId, channelId: c.channelId, peerId: c.recipientId, contactId: c.contactId, direction: "out" as const });
+
+const statusOnlyFields = (s: DeliveryStatus) => ({ projectId: s.projectId, channelId: s.channelId, peerId: s.recipientId, contactId: s.contactId, direction: "out" as const });
+
+function inboundDoc(m: InboundMessage): MessageDoc & Record<string, unknown> {
+  const at = m.sentAt ? timestampDate(m.sentAt) : new Date();
+  return {
+    _id: m.messageId,
+    projectId: m.projectId,
+    channelId: m.channelId,
+    messenger: nameOfMessenger(m.messenger) ?? "",
+    peerId: m.senderId,
+    contactId: "",
+    direction: "in",
+    kind: MessageKind[m.kind]?.toLowerCase() ?? "text",
+    text: m.text || m.buttonPayload || m.sharedPhone,
+    subject: m.subject,
+    attachments: attachmentsOf(m.attachments),
+    buttons: [],
+    origin: "",
+    operatorId: "",
+    stateRank: 0,
+    error: "",
+    providerMessageId: m.providerMessageId,
+    createdAt: at,
+    stateChangedAt: at,
+  };
+}

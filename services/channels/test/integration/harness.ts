@@ -1,0 +1,67 @@
+import { createServer, type AddressInfo } from "node:net";
+import { randomBytes } from "node:crypto";
+import { ChannelsService } from "@chatcrm/contracts/chatcrm/channels/v1/channels_service_pb";
+import { createGrpcClient, type GrpcClient } from "@chatcrm/grpc";
+import { Topics, type EventPublisher } from "@chatcrm/kafka";
+import { testBackendConfig, testLogger, uniqueName } from "@chatcrm/testing";
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import { MessageOrigin, type SendMessageCommandSchema } from "@chatcrm/contracts/chatcrm/channels/v1/events_pb";
+import { startChannels } from "../../src/app";
+import { configSchema, type Config } from "../../src/config";
+
+/**
+ * A port known before start: Telegram's webhook is registered at connect time under the public base URL, and a
+ * restarted instance must be reachable at the same address.
+ */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** A key for one suite's secrets; every service instance of the suite (restarts included) must share it. */
+export const testSecretsKey = () => randomBytes(32).toString("base64");
+
+/**
+ * The channels service on the harness with its own database and consumer groups, its webhooks on an ephemeral
+ * port, and the provider API base URLs pointing at the fakes given in `overrides`.
+ */
+export async function startTestChannels(database: string, overrides: Partial<Config> & { CHANNEL_SECRETS_KEY: string }) {
+  const base = testBackendConfig(database);
+  const port = overrides.WEBHOOK_PORT || (await freePort());
+  const config: Config = {
+    ...configSchema.parse({ MONGO_URL: base.MONGO_URL, KAFKA_BROKERS: base.KAFKA_BROKERS.join(","), CHANNEL_SECRETS_KEY: overrides.CHANNEL_SECRETS_KEY }),
+    ...base,
+    WEBHOOK_HOST: "127.0.0.1",
+    WEBHOOK_PORT: port,
+    PUBLIC_WEBHOOK_BASE_URL: `http://127.0.0.1:${port}`,
+    KAFKA_CONSUMER_GROUP: database,
+    MESSAGE_LOG_CONSUMER_GROUP: `${database}-log`,
+    RESEND_POLL_INTERVAL_MS: 200,
+    INBOUND_RELAY_INTERVAL_MS: 500,
+    ...overrides,
+  };
+  const running = await startChannels(config, testLogger("channels"));
+  return { running, url: (path: string) => `http://127.0.0.1:${port}${path}`, config };
+}
+
+export type ChannelsClient = GrpcClient<typeof ChannelsService>;
+
+export const channelsClient = (port: number): ChannelsClient => createGrpcClient(ChannelsService, `127.0.0.1:${port}`);
+
+/** Publishes a send command the way flow-runtime does; returns its id. */
+export async function sendCommand(publisher: EventPublisher, value: MessageInitShape<typeof SendMessageCommandSchema> & { projectId: string; channelId: string; recipientId: string }): Promise<string> {
+  const commandId = (value.commandId as string | undefined) ?? uniqueName("cmd");
+  await publisher.publish(Topics.sendCommands, {
+    key: `${value.channelId}:${value.recipientId}`,
+    projectId: value.projectId,
+    eventId: commandId,
+    value: { origin: MessageOrigin.FLOW, contactId: `contact-${value.recipientId}`, ...(value as object), commandId },
+  });
+  return commandId;
+}
