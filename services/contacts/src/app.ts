@@ -9,6 +9,7 @@ import { contactsServiceHandlers } from "./rpc/contacts-service";
 import { contactModel } from "./store/contact-document";
 import { supportModels } from "./store/support-models";
 import { applyDeliveryStatus } from "./usecases/apply-delivery-status";
+import { applySubscriberStatus, contactForFirstSend } from "./usecases/channel-events";
 import { ContactStore } from "./usecases/contact-store";
 import { ContactWriter } from "./usecases/contact-writer";
 import { ContactDeleter } from "./usecases/delete-contacts";
@@ -20,7 +21,7 @@ export function startContacts(config: Config, logger: Logger) {
     name: "contacts",
     config,
     logger,
-    topics: [Topics.inboundMessages, Topics.deliveryStatuses, Topics.resolvedMessages, Topics.contactEvents, Topics.flowCommands],
+    topics: [Topics.inboundMessages, Topics.deliveryStatuses, Topics.subscriberStatuses, Topics.resolvedMessages, Topics.contactEvents, Topics.flowCommands],
     register: (ctx) => {
       const connection = ctx.mongo.connection;
       const contacts = contactModel(connection);
@@ -44,7 +45,11 @@ export function startContacts(config: Config, logger: Logger) {
         partitionsConsumedConcurrently: config.CONSUMER_CONCURRENCY,
         subscriptions: [
           subscribe(Topics.inboundMessages, async (event) => void (await ingest.ingest(event.value))),
-          subscribe(Topics.deliveryStatuses, async (event) => void (await applyDeliveryStatus(writer, event.value))),
+          subscribe(Topics.deliveryStatuses, async (event) => {
+            const contactId = await contactForFirstSend(store, ctx.publisher, event.value);
+            await applyDeliveryStatus(writer, { ...event.value, contactId });
+          }),
+          subscribe(Topics.subscriberStatuses, async (event) => void (await applySubscriberStatus(store, writer, event.value))),
         ],
       });
 

@@ -1,31 +1,12 @@
-import { parsePhoneNumberFromString } from "libphonenumber-js";
-import { z } from "zod";
-import { Messenger } from "@chatcrm/contracts/chatcrm/channels/v1/events_pb";
 import type { ImportSubscribersRequest } from "@chatcrm/contracts/chatcrm/contacts/v1/contacts_service_pb";
 import { invalidArgument } from "@chatcrm/grpc";
+import { normalizeMessengerId } from "@chatcrm/messenger-ids";
 import type { EventPublisher } from "@chatcrm/kafka";
 import { messengerName } from "../domain/enums";
 import { checkText, Limits } from "../domain/limits";
 import { contactChanged, publishContactEvents } from "../events/contact-events";
-import { identityId, type IdentityDoc } from "../store/support-models";
 import type { ContactStore } from "./contact-store";
-import { derivedContactId, insertContact, newContactDoc, claimClientId } from "./new-contact";
-
-const email = z.email();
-
-/** A subscriber id as each messenger writes it, normalised; a string is the reason it is not one. */
-const idRules: Record<Messenger, (raw: string) => string | { problem: string }> = {
-  [Messenger.UNSPECIFIED]: () => ({ problem: "no messenger" }),
-  [Messenger.TELEGRAM]: (v) => (/^-?\d{1,20}$/.test(v) ? v : { problem: "a Telegram id is a number" }),
-  [Messenger.VK]: (v) => (/^\d{1,20}$/.test(v) ? v : { problem: "a VK id is a positive number" }),
-  [Messenger.WHATSAPP]: (v) => {
-    const phone = parsePhoneNumberFromString(v.startsWith("+") ? v : `+${v}`);
-    return phone?.isValid() ? phone.number.slice(1) : { problem: "a WhatsApp id is a phone number with its country code" };
-  },
-  [Messenger.EMAIL]: (v) => (email.safeParse(v).success ? v.toLowerCase() : { problem: "not an email address" }),
-  [Messenger.WEB]: (v) => (/^[\w.:@-]{1,100}$/.test(v) ? v : { problem: "a web visitor id is letters, digits and . : @ _ -" }),
-  [Messenger.INSTAGRAM]: (v) => (/^\d{1,30}$/.test(v) ? v : { problem: "an Instagram id is a number" }),
-};
+import { contactForIdentity } from "./new-contact";
 
 /**
  * Seed 001 import: ids separated by commas or new lines go into one channel, optionally straight into a list.
@@ -47,7 +28,7 @@ export async function importSubscribers(store: ContactStore, publisher: EventPub
     for (const part of text.split(",")) {
       const raw = part.trim();
       if (!raw) continue;
-      const id = idRules[req.messenger](raw);
+      const id = normalizeMessengerId(req.messenger, raw);
       if (typeof id !== "string") invalid.push({ line: index + 1, value: raw.slice(0, 100), problem: id.problem });
       else if (wanted.has(id)) skipped++;
       else wanted.set(id, index + 1);
@@ -59,24 +40,12 @@ export async function importSubscribers(store: ContactStore, publisher: EventPub
   const now = new Date();
   const created = [];
   for (const [messengerUserId, line] of wanted) {
-    const key = identityId(projectId, channelId, messengerUserId);
-    const candidate = derivedContactId(projectId, `import|${key}`);
-    const identity = (await store.support.identities.collection.findOneAndUpdate(
-      { _id: key as never },
-      { $setOnInsert: { projectId, contactId: candidate, deletedAt: null, blacklisted: false } },
-      { upsert: true, returnDocument: "after" },
-    )) as IdentityDoc | null;
-    if (identity?.blacklisted) {
+    const result = await contactForIdentity(store, { projectId, messenger, channelId, messengerUserId, at: now, lists: list ? [list] : [], cause: "import", actor });
+    if (result.kind === "blacklisted") {
       invalid.push({ line, value: messengerUserId, problem: "the subscriber was deleted and blacklisted" });
       continue;
     }
-    if (identity?.contactId !== candidate || identity.deletedAt) {
-      skipped++;
-      continue;
-    }
-    const doc = newContactDoc({ projectId, contactId: candidate, messenger, channelId, messengerUserId, at: now, lists: list ? [list] : [] }, await claimClientId(store.support, projectId, candidate));
-    const result = await insertContact(store.contacts, store.support, doc, actor);
-    if (!result.created) {
+    if (result.kind !== "created") {
       skipped++;
       continue;
     }

@@ -1,7 +1,7 @@
 import { insertManyIgnoringDuplicates, isDuplicateKey } from "@chatcrm/mongo";
 import { createHash } from "node:crypto";
 import type { ContactDoc, ContactModel, StatusName, UtmDoc } from "../store/contact-document";
-import { clientIdKey, type SupportModels } from "../store/support-models";
+import { clientIdKey, identityId, type IdentityDoc, type SupportModels } from "../store/support-models";
 
 export interface NewContact {
   projectId: string;
@@ -121,4 +121,31 @@ export async function insertContact(contacts: ContactModel, support: SupportMode
     { _id: `${contact._id}:created`, projectId: contact.projectId, contactId: contact._id, kind: "created", subject: contact.messenger, oldValue: "", newValue: contact.channelId, actor, at: contact.createdAt },
   ]);
   return { contact, created };
+}
+
+export type IdentityContact = { kind: "created"; contact: ContactDoc } | { kind: "exists"; contactId: string } | { kind: "blacklisted" } | { kind: "deleted" };
+
+/**
+ * The contact for a channel identity that may have none yet (an import line, an operator's first message to a new
+ * number): the identity is claimed for a contact id derived from `cause`, and the contact is created when the claim
+ * is ours. A deleted identity is left deleted (a late cause does not resurrect it); a blacklisted one stays out.
+ */
+export async function contactForIdentity(
+  store: { contacts: ContactModel; support: SupportModels },
+  c: Omit<NewContact, "contactId"> & { cause: string; actor: string },
+): Promise<IdentityContact> {
+  const key = identityId(c.projectId, c.channelId, c.messengerUserId);
+  const candidate = derivedContactId(c.projectId, `${c.cause}|${key}`);
+  const identity = (await store.support.identities.collection.findOneAndUpdate(
+    { _id: key as never },
+    { $setOnInsert: { projectId: c.projectId, contactId: candidate, deletedAt: null, blacklisted: false } },
+    { upsert: true, returnDocument: "after" },
+  )) as IdentityDoc | null;
+  if (identity?.blacklisted) return { kind: "blacklisted" };
+  if (identity?.deletedAt) return { kind: "deleted" };
+  if (identity && identity.contactId !== candidate) return { kind: "exists", contactId: identity.contactId };
+  const { cause: _cause, actor, ...fields } = c;
+  const doc = newContactDoc({ ...fields, contactId: candidate }, await claimClientId(store.support, c.projectId, candidate));
+  const result = await insertContact(store.contacts, store.support, doc, actor);
+  return result.created ? { kind: "created", contact: result.contact } : { kind: "exists", contactId: result.contact._id };
 }

@@ -2,7 +2,7 @@ import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { InboundMessageSchema, Messenger, MessageKind, type InboundMessage } from "@chatcrm/contracts/chatcrm/channels/v1/events_pb";
 import { ContactsService } from "@chatcrm/contracts/chatcrm/contacts/v1/contacts_service_pb";
-import { createGrpcClient, OPERATOR_METADATA_KEY, PROJECT_METADATA_KEY, ROLE_METADATA_KEY, type GrpcClient } from "@chatcrm/grpc";
+import { createGrpcClient, type GrpcClient } from "@chatcrm/grpc";
 import { testBackendConfig, testLogger, uniqueName } from "@chatcrm/testing";
 import { startContacts } from "../../src/app";
 import { configSchema, type Config } from "../../src/config";
@@ -21,9 +21,7 @@ export function contactsClient(port: number): ContactsClient {
 }
 
 /** Call options for a project, as admin or as an operator. */
-export const as = (projectId: string, operatorId?: string, role: "admin" | "operator" = operatorId ? "operator" : "admin") => ({
-  metadata: { [PROJECT_METADATA_KEY]: projectId, [ROLE_METADATA_KEY]: role, ...(operatorId && { [OPERATOR_METADATA_KEY]: operatorId }) },
-});
+export { callAs as as } from "@chatcrm/testing";
 
 let seq = 0;
 

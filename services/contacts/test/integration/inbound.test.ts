@@ -1,6 +1,6 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { DeliveryState, DeliveryStatusSchema, MessageKind, MessageOrigin } from "@chatcrm/contracts/chatcrm/channels/v1/events_pb";
+import { DeliveryState, DeliveryStatusSchema, MessageKind, MessageOrigin, Messenger } from "@chatcrm/contracts/chatcrm/channels/v1/events_pb";
 import { ContactStatus, MessageAuthor } from "@chatcrm/contracts/chatcrm/contacts/v1/contacts_service_pb";
 import { ContactChangeKind } from "@chatcrm/contracts/chatcrm/contacts/v1/events_pb";
 import { Status } from "@chatcrm/grpc";
@@ -77,6 +77,41 @@ describe("contacts: inbound messages and delivery statuses through Kafka", () =>
     // Writing again makes them reachable again.
     await svc.parts.ingest.ingest(inbound(project, { senderId: "555003" }));
     expect((await byId(contact._id)).contact?.status).toBe(ContactStatus.SUBSCRIBED);
+  });
+
+  it("follows the messenger's block and unblock, and leaves unknown subscribers alone", async () => {
+    const { contact } = (await svc.parts.ingest.ingest(inbound(project, { senderId: "555010" }))) as { contact: { _id: string } };
+    const change = (subscriberId: string, blocked: boolean) =>
+      svc.context.publisher.publish(Topics.subscriberStatuses, {
+        key: `bot-1:${subscriberId}`,
+        projectId: project,
+        value: { eventId: uniqueName("b"), projectId: project, channelId: "bot-1", messenger: Messenger.TELEGRAM, subscriberId, blocked, at: timestampFromDate(new Date()) },
+      });
+    await change("555010", true);
+    await change("555999", true);
+    await waitFor("unsubscribed", async () => (await byId(contact._id)).contact?.status === ContactStatus.UNSUBSCRIBED);
+    await change("555010", false);
+    await waitFor("subscribed again", async () => (await byId(contact._id)).contact?.status === ContactStatus.SUBSCRIBED);
+    expect(await contactOf("555999")).toHaveLength(0);
+  });
+
+  it("makes a contact of a new number an operator wrote to, once it is sent (seed 002)", async () => {
+    const sent = (commandId: string, origin: MessageOrigin) =>
+      create(DeliveryStatusSchema, { statusId: uniqueName("s"), commandId, projectId: project, channelId: "wa-1", recipientId: "79161234567", state: DeliveryState.SENT, origin, operatorId: "op-7", excerpt: "Hello from the shop", messenger: Messenger.WHATSAPP, at: timestampFromDate(new Date()) });
+    await svc.context.publisher.publish(Topics.deliveryStatuses, { key: "wa-1:79161234567", projectId: project, value: sent("op-cmd-1", MessageOrigin.OPERATOR) });
+    await svc.context.publisher.publish(Topics.deliveryStatuses, { key: "wa-1:79161234567", projectId: project, value: sent("op-cmd-2", MessageOrigin.OPERATOR) });
+    const cards = await waitFor("the new contact", async () => {
+      const found = await contactOf("79161234567");
+      return found.length && found[0]!.lastMessage?.excerpt === "Hello from the shop" ? found : undefined;
+    });
+    expect(cards).toHaveLength(1);
+    expect(cards[0]).toMatchObject({ messengerUserId: "79161234567", channelId: "wa-1", messenger: Messenger.WHATSAPP, lastMessage: { author: MessageAuthor.OPERATOR } });
+    await changes.waitFor("the created event", (e) => e.value.contactId === cards[0]!.contactId && e.value.kind === ContactChangeKind.CREATED);
+    // A bot status without a contact creates nothing.
+    await svc.context.publisher.publish(Topics.deliveryStatuses, { key: "wa-1:79160000000", projectId: project, value: { ...sent("bot-cmd", MessageOrigin.FLOW), recipientId: "79160000000" } });
+    await svc.context.publisher.publish(Topics.deliveryStatuses, { key: "wa-1:79161234567", projectId: project, value: sent("op-cmd-3", MessageOrigin.OPERATOR) });
+    await waitFor("the third status", async () => (await contactOf("79161234567"))[0]?.lastMessage !== undefined);
+    expect(await contactOf("79160000000")).toHaveLength(0);
   });
 
   it("does not resurrect a deleted contact from late events, and ignores a blacklisted subscriber", async () => {
