@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { Writable } from "node:stream";
 import { createLogger, type Logger } from "@chatcrm/logging";
+import mongoose from "mongoose";
 import { OPERATOR_METADATA_KEY, PROJECT_METADATA_KEY, ROLE_METADATA_KEY } from "@chatcrm/grpc";
 
 /** Where the harness's Kafka and MongoDB-compatible server are (set by globalSetup or by the caller). */
@@ -76,3 +77,26 @@ export { tapTopic, type TappedEvent } from "./topic-tap";
 export const callAs = (projectId: string, operatorId?: string, role: "admin" | "operator" = operatorId ? "operator" : "admin") => ({
   metadata: { [PROJECT_METADATA_KEY]: projectId, [ROLE_METADATA_KEY]: role, ...(operatorId && { [OPERATOR_METADATA_KEY]: operatorId }) },
 });
+
+/**
+ * Drops a suite's database through a connection of its own, after the service using it has stopped. Dropping it
+ * while the service still writes (a consumer's bulk write in flight) made FerretDB 1.24 on SQLite die with SIGBUS
+ * in its write-ahead log (the file is removed under an open mapping), taking every other suite down with it.
+ */
+export async function dropTestDatabase(database: string): Promise<void> {
+  const connection = mongoose.createConnection(testInfra().mongoUrl, { dbName: database, serverSelectionTimeoutMS: 5_000 });
+  try {
+    await connection.asPromise();
+    await connection.dropDatabase();
+  } finally {
+    await connection.close();
+  }
+}
+
+/** Stops a service started by a suite, then drops its database (in that order: see dropTestDatabase). */
+export async function stopAndDrop(running: { stop(): Promise<void>; context: { mongo: { connection: { name: string } } } } | undefined): Promise<void> {
+  if (!running) return;
+  const database = running.context.mongo.connection.name;
+  await running.stop();
+  await dropTestDatabase(database);
+}

@@ -1,7 +1,7 @@
 import { Health, HealthCheckResponse_ServingStatus as S } from "@chatcrm/contracts/grpc/health/v1/health_pb";
 import { createGrpcClient } from "@chatcrm/grpc";
 import type { RunningBackend } from "@chatcrm/lifecycle";
-import { testBackendConfig, uniqueDatabase, waitFor } from "./index";
+import { stopAndDrop, testBackendConfig, uniqueDatabase, waitFor } from "./index";
 
 type Starter = (config: ReturnType<typeof testBackendConfig>) => Promise<RunningBackend>;
 
@@ -19,8 +19,7 @@ export function describeServiceSkeleton(name: string, start: Starter, topics: st
       running = await start(testBackendConfig(database));
     });
     afterAll(async () => {
-      await running?.context.mongo.connection.dropDatabase().catch(() => undefined);
-      await running?.stop();
+      await stopAndDrop(running);
     });
 
     it("reports SERVING over grpc.health.v1 once its database and Kafka answer", async () => {

@@ -2,7 +2,7 @@ import { create } from "@bufbuild/protobuf";
 import { ConnectChannelRequestSchema, ResendJobState } from "@chatcrm/contracts/chatcrm/channels/v1/channels_service_pb";
 import { DeliveryState, Messenger } from "@chatcrm/contracts/chatcrm/channels/v1/events_pb";
 import { Topics } from "@chatcrm/kafka";
-import { callAs, tapTopic, testLogger, uniqueDatabase, uniqueName, waitFor } from "@chatcrm/testing";
+import { callAs, stopAndDrop, tapTopic, testLogger, uniqueDatabase, uniqueName, waitFor } from "@chatcrm/testing";
 import { TelegramFake, textUpdate } from "../fakes/telegram-fake";
 import { channelsClient, sendCommand, startTestChannels, testSecretsKey, type ChannelsClient } from "../integration/harness";
 
@@ -38,8 +38,7 @@ describe("nothing accepted is lost; failed bot messages can be resent", () => {
   afterAll(async () => {
     await Promise.all([inbound?.close(), statuses?.close()]);
     client?.close();
-    await service?.running.context.mongo.connection.dropDatabase().catch(() => undefined);
-    await service?.running.stop();
+    await stopAndDrop(service?.running);
     await tg?.close();
   });
 

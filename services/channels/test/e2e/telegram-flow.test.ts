@@ -2,7 +2,7 @@ import { create } from "@bufbuild/protobuf";
 import { ConnectChannelRequestSchema, MessageDirection } from "@chatcrm/contracts/chatcrm/channels/v1/channels_service_pb";
 import { DeliveryState, MessageKind, Messenger } from "@chatcrm/contracts/chatcrm/channels/v1/events_pb";
 import { Topics } from "@chatcrm/kafka";
-import { callAs, tapTopic, testLogger, uniqueDatabase, uniqueName, waitFor } from "@chatcrm/testing";
+import { callAs, stopAndDrop, tapTopic, testLogger, uniqueDatabase, uniqueName, waitFor } from "@chatcrm/testing";
 import { postWebhook } from "../fakes/fake-server";
 import { chatMemberUpdate, startUpdate, TelegramFake, textUpdate } from "../fakes/telegram-fake";
 import { channelsClient, sendCommand, startTestChannels, testSecretsKey, type ChannelsClient } from "../integration/harness";
@@ -35,8 +35,7 @@ describe("Telegram end to end: webhook → Kafka, send command → Bot API → s
   afterAll(async () => {
     await Promise.all([inbound?.close(), statuses?.close(), blocks?.close()]);
     client?.close();
-    await service?.running.context.mongo.connection.dropDatabase().catch(() => undefined);
-    await service?.running.stop();
+    await stopAndDrop(service?.running);
     await tg?.close();
   });
 

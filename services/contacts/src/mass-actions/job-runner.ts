@@ -5,7 +5,7 @@ import { FlowCommandAction } from "@chatcrm/contracts/chatcrm/flows/v1/events_pb
 import { MassActionSchema, SelectionSchema, type MassAction, type Selection } from "@chatcrm/contracts/chatcrm/contacts/v1/contacts_service_pb";
 import { RpcError, type Viewer } from "@chatcrm/grpc";
 import { Topics, type EventPublisher } from "@chatcrm/kafka";
-import { bulkWriteInSlices, insertManyIgnoringDuplicates, isDuplicateKey, scopeToProject } from "@chatcrm/mongo";
+import { bulkWriteInSlices, insertManyIgnoringDuplicates, isDuplicateKey, LeasedJobRunner, scopeToProject } from "@chatcrm/mongo";
 import type { Logger } from "@chatcrm/logging";
 import { contactChanged, publishContactEvents } from "../events/contact-events";
 import type { ContactDoc, ContactQuery } from "../store/contact-document";
@@ -14,9 +14,6 @@ import type { ContactDeleter } from "../usecases/delete-contacts";
 import { planAction, type ActionPlan } from "./action-plan";
 import type { MassActionJobDoc } from "./job-model";
 import { selectionQuery } from "./selection";
-
-/** How soon a job interrupted by an infrastructure error is tried again. */
-const RETRY_AFTER_MS = 5_000;
 
 export interface JobRunnerOptions {
   batchSize: number;
@@ -29,13 +26,10 @@ export interface JobRunnerOptions {
  * a batch, publishes the batch's events and timeline lines, then records how far it got. A crash or restart at
  * any point resumes after the last recorded contact; the batch in flight is redone, which is harmless because
  * every update is idempotent and every event, timeline line and flow command carries an id derived from the job
- * and the contact. A lease lets another replica take over a job whose runner died.
+ * and the contact. Leasing (libs/mongo LeasedJobRunner) lets another replica take over a job whose runner died.
  */
 export class MassActionRunner {
-  private timer: NodeJS.Timeout | undefined;
-  private readonly running = new Map<string, Promise<void>>();
-  private stopped = false;
-  private readonly owner = randomUUID();
+  private readonly runner: LeasedJobRunner<MassActionJobDoc>;
 
   constructor(
     private readonly jobs: Model<MassActionJobDoc>,
@@ -44,28 +38,27 @@ export class MassActionRunner {
     private readonly publisher: EventPublisher,
     private readonly logger: Logger,
     private readonly options: JobRunnerOptions,
-  ) {}
+  ) {
+    this.runner = new LeasedJobRunner<MassActionJobDoc>({
+      collection: jobs.collection,
+      name: "mass action",
+      leaseMs: options.leaseMs,
+      pollIntervalMs: options.pollIntervalMs,
+      logger,
+      run: (job, alive) => this.run(job, alive),
+      // A refused action (validation) cannot succeed later; MongoDB or Kafka trouble pauses and resumes the job.
+      isFinal: (err) => err instanceof RpcError,
+      onFailed: (job, error) => this.audit(job, "mass_action_failed", { error }),
+    });
+  }
 
   start(): void {
-    this.stopped = false;
-    const tick = () => {
-      void this.pickUp()
-        .catch((err: unknown) => this.logger.error({ err }, "mass action pick-up failed"))
-        .finally(() => {
-          if (!this.stopped) this.timer = setTimeout(tick, this.options.pollIntervalMs);
-        });
-    };
-    tick();
+    this.runner.start();
   }
 
   /** Stops taking jobs and lets the batches in flight finish; their jobs resume on the next start. */
-  async stop(): Promise<void> {
-    this.stopped = true;
-    clearTimeout(this.timer);
-    const held = [...this.running.keys()];
-    await Promise.allSettled(this.running.values());
-    // Hand the interrupted jobs back at once instead of making the next runner wait out the lease.
-    if (held.length) await this.jobs.collection.updateMany({ _id: { $in: held as never[] }, owner: this.owner }, { $set: { leaseUntil: new Date(0) } });
+  stop(): Promise<void> {
+    return this.runner.stop();
   }
 
   /** Records a new job and starts it at once; the same idempotency key returns the first job. */
@@ -101,37 +94,11 @@ export class MassActionRunner {
       throw err;
     }
     await this.audit(job, "mass_action_started", { action: job.action, selection: job.selection, total });
-    if (!this.stopped) void this.pickUp().catch((err: unknown) => this.logger.error({ err }, "mass action pick-up failed"));
+    this.runner.nudge();
     return job;
   }
 
-  /** Claims running jobs whose lease ran out (new ones, or ones a dead runner held) and runs them. */
-  async pickUp(): Promise<void> {
-    const due = (await this.jobs.collection.find({ state: "running", leaseUntil: { $lt: new Date() } }).limit(10).toArray()) as unknown as MassActionJobDoc[];
-    for (const job of due) {
-      if (this.running.has(job._id) || this.stopped) continue;
-      const claimed = await this.jobs.collection.updateOne({ _id: job._id as never, leaseUntil: job.leaseUntil }, { $set: { leaseUntil: this.leaseEnd(), owner: this.owner } });
-      if (claimed.modifiedCount !== 1) continue;
-      const run = this.run(job)
-        .catch(async (err: unknown) => {
-          if (this.stopped) return;
-          const error = (err as Error).message.slice(0, 500);
-          if (!(err instanceof RpcError)) {
-            // MongoDB or Kafka trouble: the job stays accepted and resumes from its record once they answer.
-            this.logger.warn({ err, jobId: job._id }, "mass action interrupted; retrying shortly");
-            await this.jobs.collection.updateOne({ _id: job._id as never }, { $set: { error, leaseUntil: new Date(Date.now() + RETRY_AFTER_MS) } });
-            return;
-          }
-          this.logger.error({ err, jobId: job._id }, "mass action failed");
-          await this.jobs.collection.updateOne({ _id: job._id as never }, { $set: { state: "failed", error, finishedAt: new Date() } });
-          await this.audit(job, "mass_action_failed", { error });
-        })
-        .finally(() => this.running.delete(job._id));
-      this.running.set(job._id, run);
-    }
-  }
-
-  private async run(job: MassActionJobDoc): Promise<void> {
+  private async run(job: MassActionJobDoc, alive: () => Promise<boolean>): Promise<void> {
     const plan = planAction(fromJson(MassActionSchema, job.action as JsonValue));
     const selection = fromJson(SelectionSchema, job.selection as JsonValue);
     const resumeAt: ContactQuery = { $and: [frozenSelection(job.projectId, selectionQuery(selection, job.viewer), job.cutoff), ...(job.lastId ? [{ _id: { $gt: job.lastId } }] : [])] };
@@ -142,15 +109,17 @@ export class MassActionRunner {
       for await (const doc of cursor) {
         batch.push(doc as unknown as ContactDoc);
         if (batch.length < this.options.batchSize) continue;
-        if (this.stopped) return;
+        if (!(await alive())) return;
         done = await this.commit(job, plan, batch, done);
         batch = [];
       }
-      if (batch.length && !this.stopped) done = await this.commit(job, plan, batch, done);
+      if (batch.length) {
+        if (!(await alive())) return;
+        done = await this.commit(job, plan, batch, done);
+      }
     } finally {
       await cursor.close();
     }
-    if (this.stopped) return;
     await this.jobs.collection.updateOne({ _id: job._id as never }, { $set: { state: "done", error: "", finishedAt: new Date(), total: Math.max(job.total, done) } });
     await this.audit(job, "mass_action_done", { done });
     this.logger.info({ jobId: job._id, done }, "mass action done");
@@ -159,7 +128,7 @@ export class MassActionRunner {
   private async commit(job: MassActionJobDoc, plan: ActionPlan, batch: ContactDoc[], done: number): Promise<number> {
     await this.apply(job, plan, batch);
     const next = done + batch.length;
-    await this.jobs.collection.updateOne({ _id: job._id as never }, { $set: { lastId: batch[batch.length - 1]!._id, done: next, leaseUntil: this.leaseEnd() } });
+    await this.jobs.collection.updateOne({ _id: job._id as never }, { $set: { lastId: batch[batch.length - 1]!._id, done: next } });
     return next;
   }
 
@@ -197,10 +166,6 @@ export class MassActionRunner {
       this.publisher,
       changed.map(({ doc, change }) => contactChanged({ ...doc, ...change.set, updatedAt: now }, "updated", eventId(doc), change.changedFields, now)),
     );
-  }
-
-  private leaseEnd(): Date {
-    return new Date(Date.now() + this.options.leaseMs);
   }
 
   private async audit(job: MassActionJobDoc, action: string, details: unknown): Promise<void> {

@@ -3,7 +3,7 @@ import { AnswerField, ContactStatus, TimelineKind } from "@chatcrm/contracts/cha
 import { ContactChangeKind } from "@chatcrm/contracts/chatcrm/contacts/v1/events_pb";
 import { Status } from "@chatcrm/grpc";
 import { Topics } from "@chatcrm/kafka";
-import { tapTopic, testLogger, uniqueDatabase, uniqueName } from "@chatcrm/testing";
+import { stopAndDrop, tapTopic, testLogger, uniqueDatabase, uniqueName } from "@chatcrm/testing";
 import { as, contactsClient, inbound, startTestContacts, type ContactsClient } from "./harness";
 
 type Service = Awaited<ReturnType<typeof startTestContacts>>;
@@ -27,8 +27,7 @@ describe("contacts: commands, timeline, saved filters and import", () => {
   afterAll(async () => {
     client?.close();
     await changes?.close();
-    await svc?.context.mongo.connection.dropDatabase().catch(() => undefined);
-    await svc?.stop();
+    await stopAndDrop(svc);
   });
 
   it("sets variables with any names, emits an event naming the changed field, and records the timeline", async () => {
@@ -144,8 +143,7 @@ describe("contacts: what a crash leaves behind is published later", () => {
   });
   afterAll(async () => {
     await changes?.close();
-    await svc?.context.mongo.connection.dropDatabase().catch(() => undefined);
-    await svc?.stop();
+    await stopAndDrop(svc);
   });
 
   it("publishes an outbox entry a crash left on the card, with its timeline line, and clears it", async () => {

@@ -10,7 +10,7 @@ import {
   type ListContactsRequestSchema,
 } from "@chatcrm/contracts/chatcrm/contacts/v1/contacts_service_pb";
 import { RpcError, Status } from "@chatcrm/grpc";
-import { uniqueDatabase, uniqueName } from "@chatcrm/testing";
+import { stopAndDrop, uniqueDatabase, uniqueName } from "@chatcrm/testing";
 import { as, contactsClient, inbound, startTestContacts, type ContactsClient } from "./harness";
 
 // One project seeded with contacts whose data is chosen so that each filter field, tab and sort has contacts it
@@ -192,8 +192,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   client?.close();
-  await svc?.context.mongo.connection.dropDatabase().catch(() => undefined);
-  await svc?.stop();
+  await stopAndDrop(svc);
 });
 
 interface Row {

@@ -5,7 +5,7 @@ import { ContactStatus, MessageAuthor } from "@chatcrm/contracts/chatcrm/contact
 import { ContactChangeKind } from "@chatcrm/contracts/chatcrm/contacts/v1/events_pb";
 import { Status } from "@chatcrm/grpc";
 import { Topics } from "@chatcrm/kafka";
-import { tapTopic, testLogger, uniqueDatabase, uniqueName, waitFor } from "@chatcrm/testing";
+import { stopAndDrop, tapTopic, testLogger, uniqueDatabase, uniqueName, waitFor } from "@chatcrm/testing";
 import { as, contactsClient, inbound, startTestContacts, type ContactsClient } from "./harness";
 
 type Service = Awaited<ReturnType<typeof startTestContacts>>;
@@ -30,8 +30,7 @@ describe("contacts: inbound messages and delivery statuses through Kafka", () =>
     client?.close();
     await resolved?.close();
     await changes?.close();
-    await svc?.context.mongo.connection.dropDatabase().catch(() => undefined);
-    await svc?.stop();
+    await stopAndDrop(svc);
   });
 
   it("creates the contact on first touch with profile and UTM, and hands the message to flow-runtime", async () => {

@@ -2,7 +2,7 @@ import { MassActionKind, MassActionState } from "@chatcrm/contracts/chatcrm/cont
 import { FlowCommandAction } from "@chatcrm/contracts/chatcrm/flows/v1/events_pb";
 import { Status } from "@chatcrm/grpc";
 import { Topics } from "@chatcrm/kafka";
-import { tapTopic, testLogger, uniqueDatabase, uniqueName, waitFor } from "@chatcrm/testing";
+import { stopAndDrop, tapTopic, testLogger, uniqueDatabase, uniqueName, waitFor } from "@chatcrm/testing";
 import { as, contactsClient, inbound, startTestContacts, type ContactsClient } from "./harness";
 
 type Service = Awaited<ReturnType<typeof startTestContacts>>;
@@ -34,8 +34,7 @@ describe("contacts: mass actions", () => {
   }, 120_000);
   afterAll(async () => {
     client?.close();
-    await svc?.context.mongo.connection.dropDatabase().catch(() => undefined);
-    await svc?.stop();
+    await stopAndDrop(svc);
   });
 
   it("survives a restart mid-way, resumes where it stopped and applies to every contact exactly once", async () => {

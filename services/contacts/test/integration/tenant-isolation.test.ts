@@ -13,7 +13,7 @@ import {
   type SelectionSchema,
 } from "@chatcrm/contracts/chatcrm/contacts/v1/contacts_service_pb";
 import { RpcError, Status } from "@chatcrm/grpc";
-import { uniqueDatabase, uniqueName, waitFor } from "@chatcrm/testing";
+import { stopAndDrop, uniqueDatabase, uniqueName, waitFor } from "@chatcrm/testing";
 import { as, contactsClient, inbound, startTestContacts, type ContactsClient } from "./harness";
 
 // Two projects in one service. Project A has Alice (client id 1) and Anna (client id 2); project B has Bob, the
@@ -103,8 +103,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   client?.close();
-  await svc?.context.mongo.connection.dropDatabase().catch(() => undefined);
-  await svc?.stop();
+  await stopAndDrop(svc);
 });
 
 describe("reading across projects", () => {
