@@ -1,3 +1,4 @@
+import { randomBytes } from "node:crypto";
 import { createServer, type IncomingMessage } from "node:http";
 import type { AddressInfo } from "node:net";
 import { Health, HealthCheckResponse_ServingStatus as S } from "@chatcrm/contracts/grpc/health/v1/health_pb";
@@ -34,6 +35,7 @@ describe("the seven services as real processes", () => {
   const procs: ServiceProcess[] = [];
   const ports = {} as Record<ServiceName, number>;
   let httpPort = 0;
+  let webhookPort = 0;
   let collector: Awaited<ReturnType<typeof startCollector>>;
   const run = uniqueName("sys").replace(/-/g, "_");
 
@@ -41,6 +43,7 @@ describe("the seven services as real processes", () => {
     collector = await startCollector();
     for (const name of SERVICES) ports[name] = await freePort();
     httpPort = await freePort();
+    webhookPort = await freePort();
     const { kafkaBrokers, mongoUrl } = testInfra();
     const addr = (name: ServiceName) => `127.0.0.1:${ports[name]}`;
     for (const name of SERVICES) {
@@ -54,6 +57,7 @@ describe("the seven services as real processes", () => {
           LOG_LEVEL: "info",
           HEALTH_PROBE_INTERVAL_MS: "500",
           OTEL_EXPORTER_OTLP_ENDPOINT: collector.url,
+          ...(name === "channels" ? { WEBHOOK_HOST: "127.0.0.1", WEBHOOK_PORT: String(webhookPort), CHANNEL_SECRETS_KEY: randomBytes(32).toString("base64") } : {}),
           ...(name === "gateway"
             ? {
                 HTTP_HOST: "127.0.0.1",

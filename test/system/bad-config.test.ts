@@ -10,4 +10,14 @@ describe("a service started with a bad configuration", () => {
     expect(proc.output()).toMatch(/MONGO_URL: is required \(it is not set\)/);
     expect(proc.output()).not.toContain("started");
   });
+
+  it("refuses to start channels without a secrets key, and with a key that is not 32 bytes", async () => {
+    const env = { MONGO_URL: "mongodb://127.0.0.1:1", KAFKA_BROKERS: "127.0.0.1:1", LOG_LEVEL: "info" };
+    const missing = runService("channels", env);
+    expect((await missing.exited).code).toBe(78);
+    expect(missing.output()).toMatch(/CHANNEL_SECRETS_KEY: is required/);
+    const short = runService("channels", { ...env, CHANNEL_SECRETS_KEY: Buffer.alloc(16).toString("base64") });
+    expect((await short.exited).code).toBe(78);
+    expect(short.output()).toMatch(/CHANNEL_SECRETS_KEY: expected 32 bytes in base64/);
+  });
 });

@@ -71,7 +71,7 @@ export function testBackendConfig(database: string) {
 }
 export { installTestTracing } from "./tracing";
 export { describeServiceSkeleton } from "./service-smoke";
-export { tapTopic, type TappedEvent } from "./topic-tap";
+export { startGroupsAtEnd, tapTopic, type TappedEvent } from "./topic-tap";
 
 /** gRPC call options for a project, as admin or as an operator, the way the gateway passes them on. */
 export const callAs = (projectId: string, operatorId?: string, role: "admin" | "operator" = operatorId ? "operator" : "admin") => ({

@@ -39,3 +39,39 @@ export async function tapTopic<D extends DescMessage>(topic: TopicDefinition<D>,
     close: () => consumer.disconnect(),
   };
 }
+
+/**
+ * Commits the current end of each topic for consumer groups that do not exist yet, so a service started by a suite
+ * begins at "now" instead of replaying the shared topics' whole history (every run's commands, into its own empty
+ * database), while nothing the suite publishes after this call is missed (the committed offset is the start).
+ */
+export async function startGroupsAtEnd(groups: Record<string, string[]>, logger: Logger): Promise<void> {
+  const kafka = createKafka({ brokers: testInfra().kafkaBrokers, clientId: uniqueName("offsets"), logger });
+  const admin = kafka.admin();
+  await admin.connect();
+  const ends = new Map<string, { partition: number; high: string }[]>();
+  try {
+    const existing = new Set(await admin.listTopics());
+    for (const topic of new Set(Object.values(groups).flat())) if (existing.has(topic)) ends.set(topic, await admin.fetchTopicOffsets(topic));
+  } finally {
+    await admin.disconnect();
+  }
+  // One short-lived member per group commits every topic's end at once (admin.setOffsets joins once per topic).
+  await Promise.all(
+    Object.entries(groups).map(async ([groupId, topics]) => {
+      const present = topics.filter((t) => ends.has(t));
+      if (present.length === 0) return;
+      const consumer = kafka.consumer({ groupId });
+      await consumer.connect();
+      try {
+        await consumer.subscribe({ topics: present, fromBeginning: false });
+        const joined = new Promise<void>((resolve) => consumer.on(consumer.events.GROUP_JOIN, () => resolve()));
+        await consumer.run({ autoCommit: false, eachBatch: async () => undefined });
+        await joined;
+        await consumer.commitOffsets(present.flatMap((topic) => ends.get(topic)!.map((p) => ({ topic, partition: p.partition, offset: p.high }))));
+      } finally {
+        await consumer.disconnect();
+      }
+    }),
+  );
+}

@@ -1,5 +1,5 @@
 import { ChannelsService } from "@chatcrm/contracts/chatcrm/channels/v1/channels_service_pb";
-import { subscribe, subscribeBatch, Topics } from "@chatcrm/kafka";
+import { subscribeBatch, Topics } from "@chatcrm/kafka";
 import { startBackend } from "@chatcrm/lifecycle";
 import type { Logger } from "@chatcrm/logging";
 import type { AddressInfo } from "node:net";
@@ -43,11 +43,12 @@ export function startChannels(config: Config, logger: Logger) {
 
       const box = new SecretBox(config.CHANNEL_SECRETS_KEY);
       const timeoutMs = config.PROVIDER_TIMEOUT_MS;
+      const email = new EmailAdapter({ timeoutMs });
       const adapters: Record<MessengerName, ProviderAdapter> = {
         telegram: new TelegramAdapter({ apiBaseUrl: config.TELEGRAM_API_URL, timeoutMs }),
         whatsapp: new WhatsAppAdapter({ apiBaseUrl: config.WHATSAPP_API_URL, timeoutMs }),
         vk: new VkAdapter({ apiBaseUrl: config.VK_API_URL, timeoutMs }),
-        email: new EmailAdapter({ timeoutMs }),
+        email,
         web: new WebWidgetAdapter(ctx.publisher),
       };
       const registry = new ChannelRegistry(models.channels, adapters, box, config.PUBLIC_WEBHOOK_BASE_URL, logger);
@@ -76,10 +77,11 @@ export function startChannels(config: Config, logger: Logger) {
         subscriptions: [subscribeBatch(Topics.inboundMessages, log.inbound), subscribeBatch(Topics.sendCommands, log.commands), subscribeBatch(Topics.deliveryStatuses, log.statuses)],
       });
       // Every replica reads every widget reply (its own group, from now on) and pushes those whose visitor it holds.
+      // A batch subscription: pushing is cheap and harmless to repeat, so no processed-event record per reply.
       ctx.addConsumer({
         groupId: `${config.KAFKA_CONSUMER_GROUP}-widget-${hostname()}-${randomUUID().slice(0, 8)}`,
         fromBeginning: false,
-        subscriptions: [subscribe(Topics.widgetReplies, async (event) => void hub.deliver(event.value))],
+        subscriptions: [subscribeBatch(Topics.widgetReplies, async (events) => events.forEach((e) => hub.deliver(e.value)))],
       });
 
       const http = await createHttpServer({ bodyLimitBytes: config.WEBHOOK_BODY_LIMIT_BYTES, logger }, (app) => {
@@ -109,6 +111,7 @@ export function startChannels(config: Config, logger: Logger) {
         await relaying;
       });
       ctx.onShutdown("resend jobs", () => resend.runner.stop());
+      ctx.onShutdown("SMTP pools", () => email.close());
       return parts;
     },
   });

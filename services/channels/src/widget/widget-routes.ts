@@ -8,6 +8,7 @@ import { z } from "zod";
 import type { ChannelRegistry, ResolvedChannel } from "../accounts/channel-registry";
 import type { SecretBox } from "../crypto/secret-box";
 import type { WebhookAcceptor } from "../inbound/accept-webhook";
+import { derivedId } from "../inbound/message-ids";
 import { emptyOutcome, type NormalizedInbound } from "../providers/provider";
 import { stateOfRank, type MessageDoc } from "../store/models";
 import type { WidgetFrame, WidgetHub } from "./widget-hub";
@@ -85,7 +86,8 @@ export function registerWidgetRoutes(app: FastifyInstance, deps: WidgetDeps): vo
       sentAt: timestampFromDate(new Date()),
     };
     await acceptor.accept(channel, { ...emptyOutcome(), messages: [inbound] });
-    return providerMessageId;
+    // The id the message has on Kafka and in the chat history, so the widget can match what it reads back.
+    return derivedId(channel.doc._id, providerMessageId);
   };
 
   const corsHeaders = (request: FastifyRequest, reply: FastifyReply) => {
@@ -106,12 +108,14 @@ export function registerWidgetRoutes(app: FastifyInstance, deps: WidgetDeps): vo
   app.post("/widget/v1/messages", async (request, reply) => {
     try {
       corsHeaders(request, reply);
-      let body: Record<string, unknown>;
+      let parsed: unknown;
       try {
-        body = JSON.parse((request.body as Buffer | undefined)?.toString("utf8") || "{}") as Record<string, unknown>;
+        parsed = JSON.parse((request.body as Buffer | undefined)?.toString("utf8") || "{}");
       } catch {
         throw new WidgetError(400, "the body is not valid JSON");
       }
+      if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) throw new WidgetError(400, "the body must be a JSON object");
+      const body = parsed as Record<string, unknown>;
       const channel = await channelFor(body["key"], request.headers.origin);
       const visitor = visitorFor(channel, body["token"]);
       const messageId = await accept(channel, visitor.visitorId, visitorMessage.parse(body));
@@ -165,9 +169,11 @@ export function registerWidgetRoutes(app: FastifyInstance, deps: WidgetDeps): vo
     send({ type: "hello", visitor_id: visitor.visitorId, token: visitor.token });
     const onFrame = async (data: Buffer) => {
       try {
-        const frame = JSON.parse(data.toString("utf8")) as { type?: string };
-        if (frame.type === "ping") return send({ type: "pong" });
-        if (frame.type !== "message") throw new WidgetError(400, `unknown frame type "${String(frame.type)}"; expected message or ping`);
+        const frame = JSON.parse(data.toString("utf8")) as unknown;
+        if (typeof frame !== "object" || frame === null || Array.isArray(frame)) throw new WidgetError(400, "a frame must be a JSON object");
+        if ((frame as { type?: unknown }).type === "ping") return send({ type: "pong" });
+        const type = (frame as { type?: unknown }).type;
+        if (type !== "message") throw new WidgetError(400, `unknown frame type "${String(type)}"; expected message or ping`);
         const message = visitorMessage.parse(frame);
         const messageId = await accept(channel, visitor.visitorId, message);
         send({ type: "accepted", client_message_id: message.client_message_id ?? "", message_id: messageId });

@@ -3,7 +3,7 @@ import { randomBytes } from "node:crypto";
 import { ChannelsService } from "@chatcrm/contracts/chatcrm/channels/v1/channels_service_pb";
 import { createGrpcClient, type GrpcClient } from "@chatcrm/grpc";
 import { Topics, type EventPublisher } from "@chatcrm/kafka";
-import { testBackendConfig, testLogger, uniqueName } from "@chatcrm/testing";
+import { startGroupsAtEnd, testBackendConfig, testLogger, uniqueName } from "@chatcrm/testing";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { MessageOrigin, type SendMessageCommandSchema } from "@chatcrm/contracts/chatcrm/channels/v1/events_pb";
 import { startChannels } from "../../src/app";
@@ -23,6 +23,9 @@ function freePort(): Promise<number> {
     });
   });
 }
+
+/** Databases this test process started a service on: a restart must resume its groups, not skip to the end. */
+const started = new Set<string>();
 
 /** A key for one suite's secrets; every service instance of the suite (restarts included) must share it. */
 export const testSecretsKey = () => randomBytes(32).toString("base64");
@@ -46,6 +49,10 @@ export async function startTestChannels(database: string, overrides: Partial<Con
     INBOUND_RELAY_INTERVAL_MS: 500,
     ...overrides,
   };
+  if (!started.has(database)) {
+    started.add(database);
+    await startGroupsAtEnd({ [config.KAFKA_CONSUMER_GROUP]: [Topics.sendCommands.name], [config.MESSAGE_LOG_CONSUMER_GROUP]: [Topics.inboundMessages.name, Topics.sendCommands.name, Topics.deliveryStatuses.name] }, testLogger("offsets"));
+  }
   const running = await startChannels(config, testLogger("channels"));
   return { running, url: (path: string) => `http://127.0.0.1:${port}${path}`, config };
 }
