@@ -1,7 +1,7 @@
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { DeliveryState, MessageKind, MessageOrigin, type Attachment, type Button, type DeliveryStatus, type InboundMessage, type SendMessageCommand } from "@chatcrm/contracts/chatcrm/channels/v1/events_pb";
 import type { ConsumedEvent, Topics } from "@chatcrm/kafka";
-import { bulkWriteInSlices, insertManyIgnoringDuplicates } from "@chatcrm/mongo";
+import { bulkWriteInSlices, insertManyIgnoringDuplicates, isDuplicateKey } from "@chatcrm/mongo";
 import type { mongo } from "mongoose";
 import { nameOfMessenger } from "../accounts/messengers";
 import { originName } from "../outbound/status-events";
@@ -59,8 +59,8 @@ export class MessageLogWriter {
         });
       }
     }
-    await bulkWriteInSlices(this.models.messages.collection, messageOps);
-    await bulkWriteInSlices(this.models.lastBotMessages.collection, lastBotOps);
+    await upsertAll(this.models.messages.collection, messageOps);
+    await upsertAll(this.models.lastBotMessages.collection, lastBotOps);
   };
 
   statuses = async (events: ConsumedEvent<typeof Topics.deliveryStatuses.schema>[]): Promise<void> => {
@@ -97,9 +97,25 @@ export class MessageLogWriter {
         });
       }
     }
-    await bulkWriteInSlices(this.models.messages.collection, messageOps);
-    await bulkWriteInSlices(this.models.lastBotMessages.collection, lastBotOps);
+    await upsertAll(this.models.messages.collection, messageOps);
+    await upsertAll(this.models.lastBotMessages.collection, lastBotOps);
   };
+}
+
+/**
+ * The command and its statuses arrive on different topics, handled at the same time, and both upsert the same
+ * message: one of two concurrent upserts can lose the insert race with a duplicate-key error (MongoDB retries some
+ * of these itself, FerretDB none). The document exists by then, and every operation here is idempotent, so the
+ * slice is simply applied again.
+ */
+async function upsertAll<T extends mongo.Document>(collection: mongo.Collection, ops: mongo.AnyBulkWriteOperation<T>[]): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await bulkWriteInSlices(collection, ops);
+    } catch (err) {
+      if (!isDuplicateKey(err) || attempt >= 3) throw err;
+    }
+  }
 }
 
 function kindOf(c: SendMessageCommand): string {
