@@ -11,7 +11,23 @@ export const BULK_WRITE_SLICE = 50;
  * Unordered bulk write in slices of BULK_WRITE_SLICE; does nothing for an empty list. `T` types the operations by
  * the stored document (string _ids included), which a mongoose model's untyped collection cannot carry.
  */
-export async function bulkWriteInSlices<T extends mongo.Document = mongo.Document>(collection: mongo.Collection, operations: mongo.AnyBulkWriteOperation<T>[]): Promise<void> {
+export async function bulkWriteInSlices<T extends mongo.Document = mongo.Document>(
+  collection: mongo.Collection,
+  operations: mongo.AnyBulkWriteOperation<T>[],
+  options: { isStopping?: () => boolean } = {},
+): Promise<void> {
   const ops = operations as unknown as mongo.AnyBulkWriteOperation[];
-  for (let i = 0; i < ops.length; i += BULK_WRITE_SLICE) await collection.bulkWrite(ops.slice(i, i + BULK_WRITE_SLICE), { ordered: false });
+  for (let i = 0; i < ops.length; i += BULK_WRITE_SLICE) {
+    // A long batch (a consumer catching up) gives way to a shutdown between slices; the caller redoes it later.
+    if (options.isStopping?.()) throw new StoppedBetweenSlices(i, ops.length);
+    await collection.bulkWrite(ops.slice(i, i + BULK_WRITE_SLICE), { ordered: false });
+  }
+}
+
+/** A sliced bulk write left unfinished because its caller is stopping; the operations are meant to be redone. */
+export class StoppedBetweenSlices extends Error {
+  constructor(done: number, total: number) {
+    super(`stopped after ${done} of ${total} operations`);
+    this.name = "StoppedBetweenSlices";
+  }
 }

@@ -21,13 +21,22 @@ export interface ResolvedChannel {
 
 /** Records are re-read this often, so a disconnect made on another replica takes effect within it. */
 const CACHE_TTL_MS = 10_000;
+/** Webhooks name channel ids from the outside (a made-up id is cached as missing): the cache stays bounded. */
+const CACHE_MAX_ENTRIES = 20_000;
+
+interface CacheEntry {
+  at: number;
+  channel: ResolvedChannel | null;
+  refreshing?: Promise<unknown>;
+}
 
 /**
  * Connects, disconnects and resolves channel accounts. Webhooks and sends resolve their channel through a short
  * cache: a record is a scan on FerretDB and a round trip on MongoDB, and both paths run thousands of times a second.
  */
 export class ChannelRegistry {
-  private readonly cache = new Map<string, { at: number; channel: ResolvedChannel | null }>();
+  private readonly cache = new Map<string, CacheEntry>();
+  private readonly loading = new Map<string, Promise<ResolvedChannel | null>>();
 
   constructor(
     private readonly channels: Model<ChannelDoc>,
@@ -115,13 +124,40 @@ export class ChannelRegistry {
       .lean<ChannelDoc[]>();
   }
 
-  /** The channel for a webhook or a send, cached; null when it does not exist. Disconnected channels resolve too. */
-  async resolve(channelId: string): Promise<ResolvedChannel | null> {
+  /**
+   * The channel for a webhook or a send, cached; null when it does not exist. Disconnected channels resolve too.
+   * One read per channel is in flight however many callers miss at once, and an expired entry keeps serving while
+   * it is re-read in the background, so thousands of sends a second never queue behind the database.
+   */
+  resolve(channelId: string): Promise<ResolvedChannel | null> {
     const hit = this.cache.get(channelId);
-    if (hit && Date.now() - hit.at < CACHE_TTL_MS) return hit.channel;
+    if (hit) {
+      if (Date.now() - hit.at >= CACHE_TTL_MS && !hit.refreshing) {
+        hit.refreshing = this.load(channelId).catch((err: unknown) => {
+          hit.refreshing = undefined;
+          this.logger.warn({ err, channelId }, "could not re-read a channel; serving the cached record");
+        });
+      }
+      return Promise.resolve(hit.channel);
+    }
+    let pending = this.loading.get(channelId);
+    if (!pending) {
+      pending = this.load(channelId).finally(() => this.loading.delete(channelId));
+      this.loading.set(channelId, pending);
+    }
+    return pending;
+  }
+
+  private async load(channelId: string): Promise<ResolvedChannel | null> {
     const doc = await this.channels.findById(channelId).lean<ChannelDoc>();
     const channel = doc ? { doc, account: this.view(doc), messenger: doc.messenger as MessengerName } : null;
+    this.cache.delete(channelId);
     this.cache.set(channelId, { at: Date.now(), channel });
+    // A Map iterates in insertion order: the first entries are the least recently loaded.
+    for (const key of this.cache.keys()) {
+      if (this.cache.size <= CACHE_MAX_ENTRIES) break;
+      this.cache.delete(key);
+    }
     return channel;
   }
 

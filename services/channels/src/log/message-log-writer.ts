@@ -1,6 +1,6 @@
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { DeliveryState, MessageKind, MessageOrigin, type Attachment, type Button, type DeliveryStatus, type InboundMessage, type SendMessageCommand } from "@chatcrm/contracts/chatcrm/channels/v1/events_pb";
-import type { ConsumedEvent, Topics } from "@chatcrm/kafka";
+import type { BatchContext, ConsumedEvent, Topics } from "@chatcrm/kafka";
 import { bulkWriteInSlices, insertManyIgnoringDuplicates, isDuplicateKey } from "@chatcrm/mongo";
 import type { mongo } from "mongoose";
 import { nameOfMessenger } from "../accounts/messengers";
@@ -32,7 +32,7 @@ export class MessageLogWriter {
     await insertManyIgnoringDuplicates(this.models.messages.collection, events.map((e) => inboundDoc(e.value)));
   };
 
-  commands = async (events: ConsumedEvent<typeof Topics.sendCommands.schema>[]): Promise<void> => {
+  commands = async (events: ConsumedEvent<typeof Topics.sendCommands.schema>[], context: BatchContext): Promise<void> => {
     const now = new Date();
     const messageOps: mongo.AnyBulkWriteOperation<MessageDoc>[] = [];
     const lastBotOps: mongo.AnyBulkWriteOperation<LastBotMessageDoc>[] = [];
@@ -59,11 +59,11 @@ export class MessageLogWriter {
         });
       }
     }
-    await upsertAll(this.models.messages.collection, messageOps);
-    await upsertAll(this.models.lastBotMessages.collection, lastBotOps);
+    await upsertAll(this.models.messages.collection, messageOps, context);
+    await upsertAll(this.models.lastBotMessages.collection, lastBotOps, context);
   };
 
-  statuses = async (events: ConsumedEvent<typeof Topics.deliveryStatuses.schema>[]): Promise<void> => {
+  statuses = async (events: ConsumedEvent<typeof Topics.deliveryStatuses.schema>[], context: BatchContext): Promise<void> => {
     const messageOps: mongo.AnyBulkWriteOperation<MessageDoc>[] = [];
     const lastBotOps: mongo.AnyBulkWriteOperation<LastBotMessageDoc>[] = [];
     for (const { value: s } of events) {
@@ -97,8 +97,8 @@ export class MessageLogWriter {
         });
       }
     }
-    await upsertAll(this.models.messages.collection, messageOps);
-    await upsertAll(this.models.lastBotMessages.collection, lastBotOps);
+    await upsertAll(this.models.messages.collection, messageOps, context);
+    await upsertAll(this.models.lastBotMessages.collection, lastBotOps, context);
   };
 }
 
@@ -108,10 +108,10 @@ export class MessageLogWriter {
  * of these itself, FerretDB none). The document exists by then, and every operation here is idempotent, so the
  * slice is simply applied again.
  */
-async function upsertAll<T extends mongo.Document>(collection: mongo.Collection, ops: mongo.AnyBulkWriteOperation<T>[]): Promise<void> {
+async function upsertAll<T extends mongo.Document>(collection: mongo.Collection, ops: mongo.AnyBulkWriteOperation<T>[], context: BatchContext): Promise<void> {
   for (let attempt = 1; ; attempt++) {
     try {
-      return await bulkWriteInSlices(collection, ops);
+      return await bulkWriteInSlices(collection, ops, { isStopping: context.isStopping });
     } catch (err) {
       if (!isDuplicateKey(err) || attempt >= 3) throw err;
     }

@@ -96,10 +96,7 @@ export class Dispatcher {
     let rateLimitedFor = 0;
     let queuedReported = false;
     for (;;) {
-      for (let wait = this.limiter.tryAcquire(accountKey, limits.perAccount, chatKey, limits.perChat); wait > 0; wait = this.limiter.tryAcquire(accountKey, limits.perAccount, chatKey, limits.perChat)) {
-        await patientSleep(wait, context.isStopping);
-      }
-      const result = await this.inFlight.run(() => this.send(channel, command));
+      const result = await this.sendInSlot(channel, command, accountKey, chatKey, limits, context);
       if (result.ok) {
         if (REPORTS_BY_PROVIDER_ID.has(channel.messenger)) await this.rememberProviderId(command, result.providerMessageId);
         return this.report(command, channel, { state: DeliveryState.SENT, providerMessageId: result.providerMessageId });
@@ -126,6 +123,27 @@ export class Dispatcher {
       }
       this.logger.debug({ commandId: command.commandId, channelId: command.channelId, kind: result.kind, delay }, "send will be retried");
       await patientSleep(delay, context.isStopping);
+    }
+  }
+
+  /**
+   * Sends once a call slot is free and then the rate slot: booking the rate slot first and queueing for a call slot
+   * after it would let the real sends bunch up later than booked, and the provider counts real arrivals (429s).
+   * A send that has to wait for its rate slot gives its call slot back while it waits.
+   */
+  private async sendInSlot(channel: ResolvedChannel, command: SendMessageCommand, accountKey: string, chatKey: string, limits: ProviderLimits, context: BatchContext): Promise<SendResult> {
+    for (;;) {
+      await this.inFlight.acquire();
+      const wait = this.limiter.tryAcquire(accountKey, limits.perAccount, chatKey, limits.perChat);
+      if (wait === 0) {
+        try {
+          return await this.send(channel, command);
+        } finally {
+          this.inFlight.release();
+        }
+      }
+      this.inFlight.release();
+      await patientSleep(wait, context.isStopping);
     }
   }
 

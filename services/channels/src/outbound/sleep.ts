@@ -17,21 +17,20 @@ export async function patientSleep(ms: number, isStopping: () => boolean): Promi
   }
 }
 
-/** At most `limit` tasks at once; the rest wait in arrival order. */
+/** At most `limit` holders at once; the rest wait in arrival order. */
 export class Semaphore {
   private active = 0;
   private readonly waiting: (() => void)[] = [];
 
   constructor(private readonly limit: number) {}
 
-  async run<T>(task: () => Promise<T>): Promise<T> {
+  async acquire(): Promise<void> {
     if (this.active >= this.limit) await new Promise<void>((resolve) => this.waiting.push(resolve));
     this.active++;
-    try {
-      return await task();
-    } finally {
-      this.active--;
-      this.waiting.shift()?.();
-    }
+  }
+
+  release(): void {
+    this.active--;
+    this.waiting.shift()?.();
   }
 }
