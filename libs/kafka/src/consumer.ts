@@ -32,8 +32,17 @@ export interface BatchContext {
    * Kafka (a message sent to a messenger) checks its own records for them.
    */
   firstSinceJoin: boolean;
-  /** True once the consumer is stopping: long waits should give up (the batch is redelivered). */
+  /**
+   * True once the consumer is stopping or has lost the partition (a rebalance): long waits should give up. What the
+   * handler has not marked done (markDone) is redelivered to the partition's next owner.
+   */
   isStopping(): boolean;
+  /**
+   * Marks the batch's records up to and including `offset` as handled, so a batch abandoned half-way (stop,
+   * rebalance) is redelivered from the first unfinished record rather than from its start. Optional: a batch that
+   * returns normally is marked done whole.
+   */
+  markDone(offset: string): void;
 }
 
 export type BatchHandler<D extends DescMessage> = (events: ConsumedEvent<D>[], context: BatchContext) => Promise<void>;
@@ -80,6 +89,9 @@ export interface EventConsumerOptions {
 }
 
 class StoppingError extends Error {}
+
+/** Heartbeat errors that mean this member is being or has been moved out of the group's current generation. */
+const LOST_MEMBERSHIP = new Set(["REBALANCE_IN_PROGRESS", "UNKNOWN_MEMBER_ID", "ILLEGAL_GENERATION", "FENCED_INSTANCE_ID"]);
 
 /**
  * Consumes protobuf events one at a time per partition. A failing handler is retried with exponential backoff
@@ -141,15 +153,28 @@ export class EventConsumer {
       else await this.deadLetter(batch.topic, batch.partition, message, headersToStrings(message.headers), `cannot decode ${subscription.topic.schema.typeName}`, 1);
     }
     // The group coordinator drops a member that stays silent past the session timeout; a batch can wait on a
-    // provider's retry-after far longer than that.
-    const beat = setInterval(() => void heartbeat().catch(() => undefined), 3_000);
+    // provider's retry-after far longer than that. A heartbeat refused because the group is rebalancing means the
+    // partition may go to another member: the handler is told to stop, so two owners never work on it at once.
+    let lost = false;
+    const beat = setInterval(
+      () =>
+        void heartbeat().catch((err: { type?: string }) => {
+          if (err?.type && LOST_MEMBERSHIP.has(err.type)) lost = true;
+        }),
+      3_000,
+    );
+    const isStopping = () => lost || this.stopping || !isRunning() || isStale();
+    const markDone = (offset: string) => {
+      resolveOffset(offset);
+      void commitOffsetsIfNecessary().catch(() => undefined);
+    };
     try {
       for (let attempt = 1; ; attempt++) {
         try {
-          await subscription.batchHandler(events, { heartbeat, firstSinceJoin, isStopping: () => this.stopping || !isRunning() || isStale() });
+          await subscription.batchHandler(events, { heartbeat, firstSinceJoin, isStopping, markDone });
           break;
         } catch (err) {
-          if (this.stopping || !isRunning() || isStale()) return;
+          if (isStopping()) return;
           const delay = this.backoff(Math.min(attempt, 10));
           this.log.warn({ err, topic: batch.topic, partition: batch.partition, records: events.length, attempt, retryInMs: delay }, "batch handler failed; retrying the batch");
           await this.sleep(delay);

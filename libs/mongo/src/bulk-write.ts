@@ -1,4 +1,5 @@
 import type { mongo } from "mongoose";
+import { isDuplicateKey } from "./duplicates";
 
 /**
  * FerretDB 1.24 applies the first 99 statements of one update command and then stops answering on that database
@@ -14,13 +15,19 @@ export const BULK_WRITE_SLICE = 50;
 export async function bulkWriteInSlices<T extends mongo.Document = mongo.Document>(
   collection: mongo.Collection,
   operations: mongo.AnyBulkWriteOperation<T>[],
-  options: { isStopping?: () => boolean } = {},
+  options: { isStopping?: () => boolean; ignoreDuplicates?: boolean } = {},
 ): Promise<void> {
   const ops = operations as unknown as mongo.AnyBulkWriteOperation[];
   for (let i = 0; i < ops.length; i += BULK_WRITE_SLICE) {
     // A long batch (a consumer catching up) gives way to a shutdown between slices; the caller redoes it later.
     if (options.isStopping?.()) throw new StoppedBetweenSlices(i, ops.length);
-    await collection.bulkWrite(ops.slice(i, i + BULK_WRITE_SLICE), { ordered: false });
+    try {
+      await collection.bulkWrite(ops.slice(i, i + BULK_WRITE_SLICE), { ordered: false });
+    } catch (err) {
+      // "Upsert only if newer" filters meet an existing newer document as a duplicate key: nothing to do there.
+      const writeErrors = (err as { writeErrors?: { code?: number }[] }).writeErrors ?? [];
+      if (!options.ignoreDuplicates || !isDuplicateKey(err) || !writeErrors.every((w) => w.code === 11000)) throw err;
+    }
   }
 }
 

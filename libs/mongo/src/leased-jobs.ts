@@ -17,7 +17,10 @@ export interface LeasedJobOptions<J extends LeasedJob> {
   leaseMs: number;
   pollIntervalMs: number;
   logger: Logger;
-  /** Runs (or resumes, from the job's own progress record) one job; `alive` extends the lease and says whether to go on. */
+  /**
+   * Runs (or resumes, from the job's own progress record) one job. `alive` extends the lease and says whether to go
+   * on; call it at least once per lease period (a long pause is slept in pieces with `alive` between them).
+   */
   run: (job: J, alive: () => Promise<boolean>) => Promise<void>;
   /** True for an error that retrying cannot fix: the job is marked failed with it. Others pause and retry. */
   isFinal: (err: unknown) => boolean;
@@ -78,24 +81,32 @@ export class LeasedJobRunner<J extends LeasedJob> {
       if (this.running.has(job._id) || this.stopped) continue;
       const claimed = await collection.updateOne({ _id: job._id as never, leaseUntil: job.leaseUntil }, { $set: { leaseUntil: this.leaseEnd(), owner: this.owner } });
       if (claimed.modifiedCount !== 1) continue;
+      // Extends the lease only while it is still ours: a runner that lost it (stalled past the lease, taken over)
+      // stops instead of working beside the new owner.
       const alive = async () => {
         if (this.stopped) return false;
-        await collection.updateOne({ _id: job._id as never }, { $set: { leaseUntil: this.leaseEnd() } });
-        return true;
+        const held = await collection.updateOne({ _id: job._id as never, owner: this.owner }, { $set: { leaseUntil: this.leaseEnd() } });
+        return held.matchedCount === 1;
       };
       const run = this.options
         .run(job, alive)
         .catch(async (err: unknown) => {
           if (this.stopped) return;
-          const error = (err as Error).message.slice(0, 500);
-          if (!this.options.isFinal(err)) {
-            this.options.logger.warn({ err, jobId: job._id }, `${this.options.name} interrupted; retrying shortly`);
-            await collection.updateOne({ _id: job._id as never }, { $set: { error, leaseUntil: new Date(Date.now() + RETRY_AFTER_MS) } });
-            return;
+          const error = (err instanceof Error ? err.message : String(err)).slice(0, 500);
+          // Recording the outcome can fail too (the database is what failed): the lease then runs out and the job
+          // is picked up again; nothing here may reject, or the process would die of an unhandled rejection.
+          try {
+            if (!this.options.isFinal(err)) {
+              this.options.logger.warn({ err, jobId: job._id }, `${this.options.name} interrupted; retrying shortly`);
+              await collection.updateOne({ _id: job._id as never, owner: this.owner }, { $set: { error, leaseUntil: new Date(Date.now() + RETRY_AFTER_MS) } });
+              return;
+            }
+            this.options.logger.error({ err, jobId: job._id }, `${this.options.name} failed`);
+            await collection.updateOne({ _id: job._id as never, owner: this.owner }, { $set: { state: "failed", error, finishedAt: new Date() } });
+            await this.options.onFailed?.(job, error);
+          } catch (recordErr) {
+            this.options.logger.error({ err: recordErr, jobId: job._id }, `${this.options.name}: could not record the interruption; the lease will run out and the job resume`);
           }
-          this.options.logger.error({ err, jobId: job._id }, `${this.options.name} failed`);
-          await collection.updateOne({ _id: job._id as never }, { $set: { state: "failed", error, finishedAt: new Date() } });
-          await this.options.onFailed?.(job, error);
         })
         .finally(() => this.running.delete(job._id));
       this.running.set(job._id, run);

@@ -43,7 +43,7 @@ export function startChannels(config: Config, logger: Logger) {
 
       const box = new SecretBox(config.CHANNEL_SECRETS_KEY);
       const timeoutMs = config.PROVIDER_TIMEOUT_MS;
-      const email = new EmailAdapter({ timeoutMs });
+      const email = new EmailAdapter({ timeoutMs, allowPrivateTargets: config.ALLOW_PRIVATE_NETWORK_TARGETS });
       const adapters: Record<MessengerName, ProviderAdapter> = {
         telegram: new TelegramAdapter({ apiBaseUrl: config.TELEGRAM_API_URL, timeoutMs }),
         whatsapp: new WhatsAppAdapter({ apiBaseUrl: config.WHATSAPP_API_URL, timeoutMs }),
@@ -99,6 +99,8 @@ export function startChannels(config: Config, logger: Logger) {
       }, config.INBOUND_RELAY_INTERVAL_MS);
 
       ctx.onStarted(async () => {
+        // What a crash left stored goes out before new webhooks, so they do not overtake it.
+        while ((await durable.relay()) > 0);
         await http.listen({ host: config.WEBHOOK_HOST, port: config.WEBHOOK_PORT });
         parts.webhookPort = (http.server.address() as AddressInfo).port;
         logger.info({ webhookPort: parts.webhookPort }, "channels accepts webhooks and widget connections");

@@ -46,6 +46,12 @@ export const configSchema = serviceBaseSchema({ grpcPort: 50051, database: "chat
   /** Accepted webhooks that could not be published at once (Kafka away) are retried this often. */
   INBOUND_RELAY_INTERVAL_MS: positiveInt(5_000),
   RESEND_POLL_INTERVAL_MS: positiveInt(2_000),
+  /**
+   * Lets user-chosen targets (an SMTP host, an email attachment URL) be private or loopback addresses. Off in
+   * production: a tenant must not reach the cluster's own network through the platform. Tests and local SMTP relays
+   * turn it on.
+   */
+  ALLOW_PRIVATE_NETWORK_TARGETS: bool(false),
   /** Whether the web widget's HTTP fallback and WebSocket answer CORS / Origin checks for allowed origins only. */
   WIDGET_ENFORCE_ORIGINS: bool(true),
 });

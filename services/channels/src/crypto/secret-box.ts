@@ -2,6 +2,14 @@ import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes, ti
 
 const VERSION = "v1";
 
+/** A channel's stored secrets cannot be read with this replica's key (a changed or mismatched CHANNEL_SECRETS_KEY). */
+export class SecretsUnreadable extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "SecretsUnreadable";
+  }
+}
+
 /**
  * Encrypts the channels' secrets at rest with AES-256-GCM under a key from the environment (CHANNEL_SECRETS_KEY).
  * The stored form is "v1:<iv>:<tag>:<ciphertext>" (base64url) so the key can be rotated later by version. The
@@ -29,14 +37,14 @@ export class SecretBox {
 
   open(sealed: string, channelId: string): Record<string, string> {
     const [version, iv, tag, body] = sealed.split(":");
-    if (version !== VERSION || !iv || !tag || body === undefined) throw new Error(`channel ${channelId}: stored secrets are in an unknown format`);
+    if (version !== VERSION || !iv || !tag || body === undefined) throw new SecretsUnreadable(`channel ${channelId}: its stored secrets are in an unknown format`);
     const decipher = createDecipheriv("aes-256-gcm", this.encryptionKey, Buffer.from(iv, "base64url"));
     decipher.setAAD(Buffer.from(channelId));
     decipher.setAuthTag(Buffer.from(tag, "base64url"));
     try {
       return JSON.parse(Buffer.concat([decipher.update(Buffer.from(body, "base64url")), decipher.final()]).toString("utf8")) as Record<string, string>;
     } catch {
-      throw new Error(`channel ${channelId}: stored secrets do not decrypt with CHANNEL_SECRETS_KEY (was the key changed?)`);
+      throw new SecretsUnreadable(`channel ${channelId}: its stored secrets do not decrypt with this CHANNEL_SECRETS_KEY (was the key changed?); reconnect the channel`);
     }
   }
 

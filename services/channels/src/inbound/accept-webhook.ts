@@ -11,6 +11,9 @@ import { providerRefKey, type ProviderRefDoc } from "../store/models";
 import type { DurableEvent, DurablePublisher } from "./durable-publisher";
 import { derivedId, RecentIds } from "./message-ids";
 
+/** The longest text an inbound message carries on; a longer email is cut here (the CRM shows a dialog, not an archive). */
+const MAX_TEXT = 64 * 1024;
+
 const STATE: Record<ProviderStatusReport["state"], DeliveryState> = {
   sent: DeliveryState.SENT,
   delivered: DeliveryState.DELIVERED,
@@ -44,7 +47,17 @@ export class WebhookAcceptor {
         eventId: messageId,
         projectId: doc.projectId,
         key: `${doc._id}:${m.senderId}`,
-        value: { ...(m as object), messageId, projectId: doc.projectId, channelId: doc._id, messenger, sentAt: m.sentAt ?? timestampFromDate(new Date()) } as MessageInitShape<typeof InboundMessageSchema>,
+        value: {
+          ...(m as object),
+          // A record over the broker's 1 MiB limit would be refused for good (and with it the request it shares).
+          text: (m.text ?? "").slice(0, MAX_TEXT),
+          subject: (m.subject ?? "").slice(0, 1_000),
+          messageId,
+          projectId: doc.projectId,
+          channelId: doc._id,
+          messenger,
+          sentAt: m.sentAt ?? timestampFromDate(new Date()),
+        } as MessageInitShape<typeof InboundMessageSchema>,
       });
     }
     const blocks = outcome.subscriberStatuses

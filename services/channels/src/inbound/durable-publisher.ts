@@ -20,6 +20,13 @@ const topicsByName = new Map<string, TopicDefinition>(Object.values(Topics).map(
  * ids, so an event both stored and (late) published is still handled once downstream.
  */
 export class DurablePublisher {
+  /**
+   * While stored events wait for the relay, new ones are stored behind them instead of overtaking them on Kafka,
+   * so a chat's messages keep their order across an outage. True at start until a relay pass finds nothing waiting
+   * (a crash may have left events stored). Per replica: two replicas' webhooks were never ordered with each other.
+   */
+  private backlog = true;
+
   constructor(
     private readonly publisher: EventPublisher,
     private readonly pending: Model<PendingEventDoc>,
@@ -28,40 +35,62 @@ export class DurablePublisher {
 
   async publish<D extends DescMessage>(topic: TopicDefinition<D>, events: DurableEvent<D>[]): Promise<"published" | "stored"> {
     if (events.length === 0) return "published";
-    try {
-      await Promise.all(events.map((e) => this.publisher.publishCoalesced(topic, { key: e.key, projectId: e.projectId, eventId: e.eventId, value: e.value })));
-      return "published";
-    } catch (err) {
-      this.logger.warn({ err, topic: topic.name, events: events.length }, "Kafka did not take the events; storing them for the relay");
-      const createdAt = new Date();
-      await insertManyIgnoringDuplicates(
-        this.pending.collection,
-        events.map((e) => ({ _id: `${topic.name}|${e.eventId}`, projectId: e.projectId, topic: topic.name, key: e.key, value: Buffer.from(toBinary(topic.schema, create(topic.schema, e.value))), createdAt })),
-      );
-      return "stored";
+    if (!this.backlog) {
+      try {
+        await Promise.all(events.map((e) => this.publisher.publishCoalesced(topic, { key: e.key, projectId: e.projectId, eventId: e.eventId, value: e.value })));
+        return "published";
+      } catch (err) {
+        this.backlog = true;
+        this.logger.warn({ err, topic: topic.name, events: events.length }, "Kafka did not take the events; storing them for the relay");
+      }
     }
+    const createdAt = new Date();
+    await insertManyIgnoringDuplicates(
+      this.pending.collection,
+      events.map((e) => ({ _id: `${topic.name}|${e.eventId}`, projectId: e.projectId, topic: topic.name, key: e.key, value: Buffer.from(toBinary(topic.schema, create(topic.schema, e.value))), createdAt })),
+    );
+    return "stored";
   }
 
-  /** Publishes stored events oldest first and removes each once Kafka has it; returns how many went out. */
+  /**
+   * Publishes stored events oldest first and removes each once Kafka has it; returns how many went out. An event
+   * Kafka refuses for good (too large, undecodable) is parked with its error for a person to look at, so it never
+   * holds up the ones behind it.
+   */
   async relay(limit = 500): Promise<number> {
-    const docs = await this.pending.find({}).sort({ createdAt: 1 }).limit(limit).lean<PendingEventDoc[]>();
+    const docs = await this.pending.find({ parkedError: null }).sort({ createdAt: 1, _id: 1 }).limit(limit).lean<PendingEventDoc[]>();
     let published = 0;
     for (const doc of docs) {
       const topic = topicsByName.get(doc.topic);
-      if (!topic) {
-        this.logger.error({ topic: doc.topic, id: doc._id }, "a stored event names an unknown topic; leaving it for a person to look at");
+      const eventId = doc._id.slice(doc.topic.length + 1);
+      try {
+        if (!topic) throw new PermanentlyRefused(`unknown topic ${doc.topic}`);
+        let value: MessageInitShape<DescMessage>;
+        try {
+          value = fromBinary(topic.schema, storedBytes(doc.value)) as MessageInitShape<DescMessage>;
+        } catch (err) {
+          throw new PermanentlyRefused(`does not decode: ${(err as Error).message}`);
+        }
+        await this.publisher.publish(topic, { key: doc.key, projectId: doc.projectId, eventId, value });
+      } catch (err) {
+        if (!(err instanceof PermanentlyRefused) && !isRefusedForGood(err)) throw err;
+        this.logger.error({ err, id: doc._id, topic: doc.topic }, "a stored event cannot be published; parked for a person to look at");
+        await this.pending.updateOne({ _id: doc._id }, { $set: { parkedError: (err as Error).message.slice(0, 500) } });
         continue;
       }
-      const eventId = doc._id.slice(doc.topic.length + 1);
-      const value = fromBinary(topic.schema, storedBytes(doc.value));
-      await this.publisher.publish(topic, { key: doc.key, projectId: doc.projectId, eventId, value: value as MessageInitShape<DescMessage> });
       await this.pending.deleteOne({ _id: doc._id });
       published++;
     }
     if (published) this.logger.info({ published }, "published events stored while Kafka was away");
+    if (docs.length === 0) this.backlog = false;
     return published;
   }
 }
+
+class PermanentlyRefused extends Error {}
+
+/** Broker errors that retrying the same record cannot fix. */
+const isRefusedForGood = (err: unknown) => ["MESSAGE_TOO_LARGE", "RECORD_LIST_TOO_LARGE", "INVALID_RECORD"].includes((err as { type?: string })?.type ?? "");
 
 /** A lean read returns BSON Binary, not Buffer, for a Buffer field. */
 function storedBytes(value: unknown): Uint8Array {

@@ -35,7 +35,6 @@ export class MessageLogWriter {
   commands = async (events: ConsumedEvent<typeof Topics.sendCommands.schema>[], context: BatchContext): Promise<void> => {
     const now = new Date();
     const messageOps: mongo.AnyBulkWriteOperation<MessageDoc>[] = [];
-    const lastBotOps: mongo.AnyBulkWriteOperation<LastBotMessageDoc>[] = [];
     for (const { value: c } of events) {
       messageOps.push({
         updateOne: {
@@ -49,18 +48,8 @@ export class MessageLogWriter {
           upsert: true,
         },
       });
-      if (isBotOrigin(c.origin)) {
-        lastBotOps.push({
-          updateOne: {
-            filter: { _id: chatKey(c.projectId, c.channelId, c.recipientId) },
-            update: { $set: { projectId: c.projectId, channelId: c.channelId, peerId: c.recipientId, commandId: c.commandId, sentAt: now, failed: false }, $setOnInsert: { messenger: "" } },
-            upsert: true,
-          },
-        });
-      }
     }
     await upsertAll(this.models.messages.collection, messageOps, context);
-    await upsertAll(this.models.lastBotMessages.collection, lastBotOps, context);
   };
 
   statuses = async (events: ConsumedEvent<typeof Topics.deliveryStatuses.schema>[], context: BatchContext): Promise<void> => {
@@ -87,19 +76,33 @@ export class MessageLogWriter {
           upsert: true,
         },
       });
-      if (messenger) {
-        // The status carries the messenger the command did not; the resend filter needs it.
-        lastBotOps.push({ updateOne: { filter: { _id: chatKey(s.projectId, s.channelId, s.recipientId) }, update: { $set: { messenger } } } });
-      }
-      if (state === "failed" || state === "sent") {
-        lastBotOps.push({
-          updateOne: { filter: { _id: chatKey(s.projectId, s.channelId, s.recipientId), commandId: s.commandId }, update: { $set: { failed: state === "failed", sentAt: at } } },
-        });
-      }
+      if (isBotOrigin(s.origin)) lastBotOps.push(...lastBotUpdate(s, state, at, messenger ?? ""));
     }
     await upsertAll(this.models.messages.collection, messageOps, context);
-    await upsertAll(this.models.lastBotMessages.collection, lastBotOps, context);
+    await bulkWriteInSlices(this.models.lastBotMessages.collection, lastBotOps, { isStopping: context.isStopping, ignoreDuplicates: true });
   };
+}
+
+/**
+ * "Resend failed" needs each chat's last bot message and whether it failed, driven by the statuses alone (they are
+ * ordered per chat, and carry the messenger; a command and its status read from two topics are not ordered with
+ * each other). The dispatcher's final status (SENT, or FAILED before the provider took the message) makes the
+ * command the chat's latest if it is not older than the one recorded; a provider's later report of a failure
+ * (WhatsApp's asynchronous "failed") marks the chat failed only if that command is still the latest.
+ */
+function lastBotUpdate(s: DeliveryStatus, state: StateName, at: Date, messenger: string): mongo.AnyBulkWriteOperation<LastBotMessageDoc>[] {
+  const _id = chatKey(s.projectId, s.channelId, s.recipientId);
+  if (state === "failed" && s.providerMessageId) return [{ updateOne: { filter: { _id, commandId: s.commandId }, update: { $set: { failed: true } } } }];
+  if (state !== "sent" && state !== "failed") return [];
+  return [
+    {
+      updateOne: {
+        filter: { _id, sentAt: { $lte: at } },
+        update: { $set: { projectId: s.projectId, channelId: s.channelId, peerId: s.recipientId, messenger, commandId: s.commandId, sentAt: at, failed: state === "failed" } },
+        upsert: true,
+      },
+    },
+  ];
 }
 
 /**

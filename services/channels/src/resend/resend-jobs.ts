@@ -181,11 +181,21 @@ export class ResendJobs {
         done++;
         if (sent) resent++;
         await this.jobs.updateOne({ _id: job._id }, { $set: { lastId, done, resent } });
-        if (sent && job.intervalMs > 0) await new Promise((r) => setTimeout(r, job.intervalMs));
+        if (sent && job.intervalMs > 0 && !(await this.pause(job.intervalMs, alive))) return;
       }
     }
     await this.jobs.updateOne({ _id: job._id }, { $set: { state: "done", error: "", finishedAt: new Date(), total: Math.max(job.total, done) } });
     this.logger.info({ jobId: job._id, done, resent }, "resend of failed messages done");
+  }
+
+  /** The chosen pause between sends, slept in pieces that keep the lease and notice a stop; false = stop. */
+  private async pause(ms: number, alive: () => Promise<boolean>): Promise<boolean> {
+    const until = Date.now() + ms;
+    for (let left = ms; left > 0; left = until - Date.now()) {
+      await new Promise((r) => setTimeout(r, Math.min(left, 5_000)));
+      if (!(await alive())) return false;
+    }
+    return true;
   }
 
   private async resendOne(job: ResendJobDoc, chat: LastBotMessageDoc): Promise<boolean> {

@@ -88,6 +88,8 @@ export interface PendingEventDoc {
   key: string;
   value: Buffer;
   createdAt: Date;
+  /** Set when Kafka refused the event for good (too large); the relay leaves it for a person. */
+  parkedError?: string | null;
 }
 
 /** An operator send's idempotency key → the command it produced. _id = "<project>|<key>". */
@@ -170,7 +172,7 @@ export function channelModels(connection: Connection): ChannelModels {
     { _id: String, projectId: String, commandId: String, peerId: String, contactId: String, origin: String, operatorId: String, createdAt: Date },
     { ...opts, collection: "provider_refs" },
   );
-  const pending = new Schema<PendingEventDoc>({ _id: String, projectId: String, topic: String, key: String, value: Buffer, createdAt: Date }, { ...opts, collection: "pending_events" });
+  const pending = new Schema<PendingEventDoc>({ _id: String, projectId: String, topic: String, key: String, value: Buffer, createdAt: Date, parkedError: String }, { ...opts, collection: "pending_events" });
   // The relay takes the oldest first.
   pending.index({ createdAt: 1 });
   const sendRequests = new Schema<SendRequestDoc>({ _id: String, commandId: String, recipientId: String, createdAt: Date }, { ...opts, collection: "send_requests" });

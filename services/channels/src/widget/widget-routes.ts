@@ -36,6 +36,9 @@ const visitorMessage = z.object({
 });
 type VisitorMessage = z.infer<typeof visitorMessage>;
 
+/** Frames one socket may have waiting to be accepted; a widget sends one message at a time. */
+const MAX_QUEUED_FRAMES = 20;
+
 class WidgetError extends Error {
   constructor(
     readonly status: number,
@@ -153,7 +156,9 @@ export function registerWidgetRoutes(app: FastifyInstance, deps: WidgetDeps): vo
     const query = request.query as Record<string, string | undefined>;
     // Frames that arrive while the channel is being resolved are kept, not dropped.
     const early: Buffer[] = [];
-    const keep = (data: Buffer) => void early.push(data);
+    const keep = (data: Buffer) => {
+      if (early.push(data) > MAX_QUEUED_FRAMES) socket.close(1008, "too many frames at once");
+    };
     socket.on("message", keep);
     let channel: ResolvedChannel;
     let visitor: { visitorId: string; token: string };
@@ -165,6 +170,8 @@ export function registerWidgetRoutes(app: FastifyInstance, deps: WidgetDeps): vo
       socket.close(err instanceof WidgetError ? 4000 + err.status : 1011, "refused");
       return;
     }
+    // The visitor may have gone while the channel was looked up: a closed socket must not be registered.
+    if (socket.readyState !== socket.OPEN) return;
     hub.add(channel.doc._id, visitor.visitorId, socket);
     send({ type: "hello", visitor_id: visitor.visitorId, token: visitor.token });
     const onFrame = async (data: Buffer) => {
@@ -186,8 +193,13 @@ export function registerWidgetRoutes(app: FastifyInstance, deps: WidgetDeps): vo
       }
     };
     // One visitor's messages are accepted one after another, so they reach Kafka in the order they were typed.
+    // A visitor who sends faster than messages are accepted is cut off rather than buffered without bound.
     let chain = Promise.resolve();
-    const enqueue = (data: Buffer) => void (chain = chain.then(() => onFrame(data)));
+    let queued = 0;
+    const enqueue = (data: Buffer) => {
+      if (++queued > MAX_QUEUED_FRAMES) return socket.close(1008, "too many frames at once");
+      chain = chain.then(() => onFrame(data)).finally(() => queued--);
+    };
     socket.off("message", keep);
     early.forEach(enqueue);
     socket.on("message", enqueue);

@@ -62,6 +62,22 @@ describe("nothing accepted is lost; failed bot messages can be resent", () => {
     expect(new Set(inbound.events.filter((e) => e.value.providerMessageId === "880001").map((e) => e.id)).size).toBe(1);
   });
 
+  it("hands a send still waiting out a 429 at shutdown to the next instance, which sends it once", async () => {
+    tg.server.script((c) => c.path.endsWith("/sendMessage") && (c.body as { chat_id?: unknown })?.chat_id?.toString() === "7201", {
+      status: 429,
+      body: { ok: false, error_code: 429, description: "Too Many Requests: retry after 30", parameters: { retry_after: 30 } },
+    });
+    const commandId = await sendCommand(service.running.context.publisher, { projectId, channelId, recipientId: "7201", text: "patience" });
+    await statuses.waitFor("queued behind the 429", (e) => e.value.commandId === commandId && e.value.state === DeliveryState.QUEUED);
+    const port = Number(new URL(service.url("/")).port);
+    const stopping = Date.now();
+    await service.running.stop();
+    expect(Date.now() - stopping).toBeLessThan(15_000);
+    await start(port);
+    await statuses.waitFor("sent by the next instance", (e) => e.value.commandId === commandId && e.value.state === DeliveryState.SENT, 1, 30_000);
+    expect(tg.sentTo(bot.token, "7201").map((m) => m.text)).toEqual(["patience"]);
+  });
+
   it("resends the last failed bot message of each chat, with the chosen interval, as a job with progress", async () => {
     tg.blockChat(bot.token, 7101);
     tg.blockChat(bot.token, 7102);

@@ -46,6 +46,8 @@ export async function startTestChannels(database: string, overrides: Partial<Con
     KAFKA_CONSUMER_GROUP: database,
     MESSAGE_LOG_CONSUMER_GROUP: `${database}-log`,
     RESEND_POLL_INTERVAL_MS: 200,
+    // The fakes and the SMTP sink listen on loopback.
+    ALLOW_PRIVATE_NETWORK_TARGETS: true,
     INBOUND_RELAY_INTERVAL_MS: 500,
     ...overrides,
   };

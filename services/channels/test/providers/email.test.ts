@@ -72,7 +72,8 @@ describe("EmailAdapter", () => {
 
   beforeAll(async () => {
     sink = await SmtpSink.start({ user: "bot@acme.test", password: "s3cret" });
-    adapter = new EmailAdapter({ timeoutMs: 5_000 });
+    // The sink and the file server listen on loopback, which production refuses (see "private targets" below).
+    adapter = new EmailAdapter({ timeoutMs: 5_000, allowPrivateTargets: true });
   });
   afterAll(async () => {
     adapter.close();
@@ -205,6 +206,27 @@ describe("EmailAdapter", () => {
       }
     });
 
+    it("refuses private targets unless allowed: no SMTP host or attachment URL inside the cluster's network", async () => {
+      const strict = new EmailAdapter({ timeoutMs: 5_000, allowPrivateTargets: false });
+      const files = await FakeServer.start(() => ({ status: 200, body: "secret" }));
+      try {
+        const err = await setupError(strict.connect({ channelId: "c", settings: settings(), secrets: { smtpPassword: "s3cret" }, webhookUrl: "" }));
+        expect(err.field).toBe("email.smtp_host");
+        expect(err.message).toMatch(/127\.0\.0\.1 is a private or local address/);
+        const send = await strict.send(account(), outbound({ text: "hi" }));
+        expect(send).toMatchObject({ ok: false, kind: "rejected", error: expect.stringMatching(/private or local address/) });
+        const local = await strict.send(
+          account(),
+          outbound({ attachments: [{ $typeName: "chatcrm.channels.v1.Attachment", kind: MessageKind.DOCUMENT, url: `${files.baseUrl}/inv.pdf`, mimeType: "", fileName: "", sizeBytes: 0n }] }),
+        );
+        expect(local).toMatchObject({ ok: false, kind: "rejected", error: expect.stringMatching(/private or local address/) });
+        expect(files.calls).toHaveLength(0);
+      } finally {
+        strict.close();
+        await files.close();
+      }
+    });
+
     it("rejects an attachment whose download is refused", async () => {
       const files = await FakeServer.start(() => ({ status: 404, body: { error: "not found" } }));
       try {
@@ -214,7 +236,7 @@ describe("EmailAdapter", () => {
             attachments: [{ $typeName: "chatcrm.channels.v1.Attachment", kind: MessageKind.IMAGE, url: `${files.baseUrl}/gone.png`, mimeType: "", fileName: "", sizeBytes: 0n }],
           }),
         );
-        expect(result).toEqual({ ok: false, kind: "rejected", error: "an attachment could not be downloaded: Invalid status code 404" });
+        expect(result).toEqual({ ok: false, kind: "rejected", error: expect.stringMatching(/^attachment "gone\.png" could not be downloaded: 127\.0\.0\.1:\d+ answered HTTP 404$/) });
         expect(sink.messages).toHaveLength(0);
       } finally {
         await files.close();

@@ -93,7 +93,7 @@ describe("TelegramAdapter against the Telegram fake", () => {
       const result = await adapter.connect({ channelId: "x", settings: {}, secrets: { botToken: ` ${bot.token}\n` }, webhookUrl });
 
       expect(result.accountLabel).toBe("@acme_support_bot");
-      expect(result.settings).toEqual({ botId: String(bot.id), botUsername: "acme_support_bot" });
+      expect(result.settings).toEqual({ botId: String(bot.id), botUsername: "acme_support_bot", webhookUrl });
       expect(result.secrets.botToken).toBe(bot.token);
       expect(result.secrets.webhookSecret).toMatch(/^[A-Za-z0-9_-]{43}$/);
       expect(fake.webhookOf(bot.token)).toEqual({ url: webhookUrl, secretToken: result.secrets.webhookSecret });
@@ -140,6 +140,15 @@ describe("TelegramAdapter against the Telegram fake", () => {
       fake.server.dropConnections((c) => c.path === `/bot${bot.token}/deleteWebhook`);
       await expect(adapter.disconnect(account)).resolves.toBeUndefined();
       await expect(adapter.disconnect({ ...account, secrets: { ...account.secrets, botToken: "1:AArevoked" } })).resolves.toBeUndefined();
+    });
+
+    it("leaves the webhook alone on disconnect when the same bot was connected again as a newer channel", async () => {
+      const bot = fake.addBot();
+      const older = await adapter.connect({ channelId: "old", settings: {}, secrets: { botToken: bot.token }, webhookUrl: `${receiver.server.baseUrl}/webhooks/telegram/old` });
+      const newer = await adapter.connect({ channelId: "new", settings: {}, secrets: { botToken: bot.token }, webhookUrl: `${receiver.server.baseUrl}/webhooks/telegram/new` });
+      await adapter.disconnect({ id: "old", projectId: "p", messenger: Messenger.TELEGRAM, settings: older.settings, secrets: older.secrets });
+      expect(fake.webhookOf(bot.token)).toEqual({ url: `${receiver.server.baseUrl}/webhooks/telegram/new`, secretToken: newer.secrets.webhookSecret });
+      expect(fake.server.callsTo(`/bot${bot.token}/deleteWebhook`)).toHaveLength(0);
     });
   });
 

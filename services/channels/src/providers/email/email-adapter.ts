@@ -1,6 +1,7 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import { connect as connectTcp, isIP, type Socket } from "node:net";
 import { Messenger } from "@chatcrm/contracts/chatcrm/channels/v1/events_pb";
+import { assertTargetAllowed, fetchPublic, FetchFailed, guardedLookup, PrivateTargetRefused } from "@chatcrm/safe-http";
 import nodemailer, { type Transporter } from "nodemailer";
 import type SMTPPool from "nodemailer/lib/smtp-pool";
 import type SMTPTransport from "nodemailer/lib/smtp-transport";
@@ -29,6 +30,9 @@ import { isEmailAddress, parseJsonEmail, parseMimeEmail } from "./email-inbound"
  */
 
 /** What secrets.inboundSecretHash holds: the service shows the secret once and keeps only this. */
+/** Larger files are refused: most mail servers refuse messages over 25 MB anyway. */
+const MAX_ATTACHMENT_BYTES = 20 * 1024 * 1024;
+
 export function hashInboundSecret(secret: string): string {
   return createHash("sha256").update(secret, "utf8").digest("hex");
 }
@@ -102,9 +106,15 @@ function smtpOptions(config: SmtpConfig, timeoutMs: number): SMTPTransport.Optio
  * so with Nagle on the "." waits for the server's delayed ACK: 40 ms per message on Linux, a ceiling of ~25 messages
  * a second per connection. TLS (port 465) is layered on this socket by nodemailer as usual.
  */
-function noDelaySockets(host: string, port: number, timeoutMs: number): SMTPPool.Options["getSocket"] {
+function noDelaySockets(host: string, port: number, timeoutMs: number, allowPrivate: boolean): SMTPPool.Options["getSocket"] {
   return (_options, callback: (err: Error | null, socketOptions?: { connection: Socket }) => void) => {
-    const socket = connectTcp({ host, port, noDelay: true, keepAlive: true });
+    // The SMTP host is the user's choice: it must not be a way into the cluster's own network.
+    try {
+      assertTargetAllowed(host, allowPrivate);
+    } catch (err) {
+      return callback(err as Error);
+    }
+    const socket = connectTcp({ host, port, noDelay: true, keepAlive: true, lookup: guardedLookup(allowPrivate) });
     const timer = setTimeout(() => socket.destroy(Object.assign(new Error(`Connection timeout to ${host}:${port}`), { code: "ETIMEDOUT" })), timeoutMs);
     const failed = (err: Error) => {
       clearTimeout(timer);
@@ -126,8 +136,6 @@ interface SmtpFailure {
   code?: string;
   responseCode?: number;
   response?: string;
-  /** "FETCH" when downloading an attachment failed. */
-  type?: string;
 }
 
 function asFailure(err: unknown): SmtpFailure {
@@ -150,11 +158,6 @@ const MAILBOX_GONE = new Set([550, 551, 553]);
 
 function classifySendError(err: unknown): SendResult {
   const e = asFailure(err);
-  if (e.type === "FETCH") {
-    const status = Number(/Invalid status code (\d+)/.exec(e.message)?.[1] ?? 0);
-    const error = `an attachment could not be downloaded: ${e.message}`;
-    return status >= 400 && status < 500 ? { ok: false, kind: "rejected", error } : { ok: false, kind: "transient", error };
-  }
   if (isAuthFailure(e)) return { ok: false, kind: "rejected", error: `the SMTP server refused the login: reconnect the channel (${serverSaid(e)})` };
   const said = serverSaid(e);
   const code = e.responseCode;
@@ -164,6 +167,8 @@ function classifySendError(err: unknown): SendResult {
     if (MAILBOX_GONE.has(code) && !/\b5\.7\.\d{1,3}\b/.test(said)) return { ok: false, kind: "permanent", error: said };
     return { ok: false, kind: "rejected", error: said };
   }
+  // A private SMTP host is a setting to fix, not a network hiccup (nodemailer may wrap our refusal in its own error).
+  if (err instanceof PrivateTargetRefused || e.code === "EPRIVATETARGET" || /private or local address/.test(e.message)) return { ok: false, kind: "rejected", error: e.message };
   if (e.code && CONNECTION_CODES.has(e.code)) return { ok: false, kind: "transient", error: e.message };
   if (e.code === "EENVELOPE" || e.code === "EMESSAGE" || e.code === "EREQUIRETLS") return { ok: false, kind: "rejected", error: e.message };
   return { ok: false, kind: "transient", error: e.message };
@@ -214,15 +219,16 @@ export class EmailAdapter implements ProviderAdapter {
   /** One connection pool per account; the fingerprint notices changed settings or password after a reconnect. */
   private readonly pools = new Map<string, { fingerprint: string; transport: Pool }>();
 
-  constructor(private readonly options: { timeoutMs: number }) {}
+  constructor(private readonly options: { timeoutMs: number; allowPrivateTargets: boolean }) {}
 
   async connect(input: ConnectInput): Promise<ConnectResult> {
     const config = readConfig(input.settings, input.secrets);
-    const transport = nodemailer.createTransport(smtpOptions(config, this.options.timeoutMs));
+    const transport = nodemailer.createTransport({ ...smtpOptions(config, this.options.timeoutMs), getSocket: noDelaySockets(config.host, config.port, this.options.timeoutMs, this.options.allowPrivateTargets) });
     try {
       await transport.verify();
     } catch (err) {
       const e = asFailure(err);
+      if (err instanceof PrivateTargetRefused) throw new ChannelSetupError("email.smtp_host", err.message);
       if (isAuthFailure(e)) {
         throw new ChannelSetupError("email.smtp_password", `the SMTP server refused the login for ${config.user || "(no user)"}: ${serverSaid(e)}`);
       }
@@ -291,7 +297,16 @@ export class EmailAdapter implements ProviderAdapter {
       if (!url) {
         return { ok: false, kind: "rejected", error: `attachment "${a.fileName || a.url || "(unnamed)"}" has no http(s) URL: email can attach only files it can download` };
       }
-      attachments.push({ filename: a.fileName || fileNameOf(url) || "attachment", path: a.url, ...(a.mimeType ? { contentType: a.mimeType } : {}) });
+      // Downloaded here, not by nodemailer: the URL is the user's choice and must not reach private addresses.
+      let file;
+      try {
+        file = await fetchPublic(a.url, { timeoutMs: this.options.timeoutMs, maxBytes: MAX_ATTACHMENT_BYTES, allowPrivate: this.options.allowPrivateTargets });
+      } catch (err) {
+        const name = a.fileName || fileNameOf(url) || a.url;
+        const refused = err instanceof PrivateTargetRefused || (err instanceof FetchFailed && err.status !== undefined && err.status < 500);
+        return { ok: false, kind: refused ? "rejected" : "transient", error: `attachment "${name}" could not be downloaded: ${(err as Error).message}` };
+      }
+      attachments.push({ filename: a.fileName || fileNameOf(url) || "attachment", content: file.body, contentType: a.mimeType || file.contentType });
     }
     const text = composeText(message);
     if (!text && attachments.length === 0) return { ok: false, kind: "rejected", error: "nothing to send: the message has no text, buttons or attachments" };
@@ -321,7 +336,7 @@ export class EmailAdapter implements ProviderAdapter {
     const transport = nodemailer.createTransport({
       ...smtpOptions(config, this.options.timeoutMs),
       pool: true,
-      getSocket: noDelaySockets(config.host, config.port, this.options.timeoutMs),
+      getSocket: noDelaySockets(config.host, config.port, this.options.timeoutMs, this.options.allowPrivateTargets),
     });
     this.pools.set(accountId, { fingerprint, transport });
     return transport;

@@ -143,7 +143,7 @@ export class TelegramAdapter implements ProviderAdapter {
     }
 
     return {
-      settings: { ...input.settings, botId, botUsername },
+      settings: { ...input.settings, botId, botUsername, webhookUrl: input.webhookUrl },
       secrets: { ...input.secrets, botToken, webhookSecret },
       accountLabel: `@${botUsername}`,
     };
@@ -153,6 +153,11 @@ export class TelegramAdapter implements ProviderAdapter {
     const token = account.secrets.botToken;
     if (!token) return;
     // Best effort: a revoked token or an unreachable API must not keep the operator from removing the channel.
+    // A bot has one webhook: when the same token was connected again as a newer channel, the webhook is that
+    // channel's now and stays.
+    const info = await this.call(token, "getWebhookInfo", {}).catch(() => undefined);
+    const current = info?.ok ? (info.result as { url?: string } | undefined)?.url : undefined;
+    if (account.settings.webhookUrl && current !== undefined && current !== account.settings.webhookUrl) return;
     await this.call(token, "deleteWebhook", {}).catch(() => undefined);
   }
 
