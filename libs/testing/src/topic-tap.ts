@@ -1,5 +1,6 @@
 import { fromBinary, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
 import { createKafka, Header, headersToStrings, type TopicDefinition } from "@chatcrm/kafka";
+import type { Admin } from "kafkajs";
 import type { Logger } from "@chatcrm/logging";
 import { testInfra, uniqueName, waitFor } from "./index";
 
@@ -52,7 +53,7 @@ export async function startGroupsAtEnd(groups: Record<string, string[]>, logger:
   const ends = new Map<string, { partition: number; high: string }[]>();
   try {
     const existing = new Set(await admin.listTopics());
-    for (const topic of new Set(Object.values(groups).flat())) if (existing.has(topic)) ends.set(topic, await admin.fetchTopicOffsets(topic));
+    for (const topic of new Set(Object.values(groups).flat())) if (existing.has(topic)) ends.set(topic, await offsetsOnceLed(admin, topic));
   } finally {
     await admin.disconnect();
   }
@@ -74,4 +75,19 @@ export async function startGroupsAtEnd(groups: Record<string, string[]>, logger:
       }
     }),
   );
+}
+
+/**
+ * A topic another suite has just created may not have its partition leaders yet (NOT_LEADER_FOR_PARTITION on a
+ * fresh broker): asked again shortly, it has.
+ */
+async function offsetsOnceLed(admin: Admin, topic: string): Promise<{ partition: number; high: string }[]> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await admin.fetchTopicOffsets(topic);
+    } catch (err) {
+      if (attempt >= 20 || !(err as { retriable?: boolean }).retriable) throw err;
+      await new Promise((r) => setTimeout(r, 250 * Math.min(attempt, 4)));
+    }
+  }
 }
