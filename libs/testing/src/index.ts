@@ -100,3 +100,4 @@ export async function stopAndDrop(running: { stop(): Promise<void>; context: { m
   await running.stop();
   await dropTestDatabase(database);
 }
+export { benchMachine } from "./bench-machine";

@@ -21,6 +21,7 @@
  *
  * Run: npm run bench:channels  (env: MONGO_URL, KAFKA_BROKERS, BENCH_*; see readSettings below)
  */
+import { benchMachine } from "@chatcrm/testing";
 import { create, fromBinary } from "@bufbuild/protobuf";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { execSync, fork, type ChildProcess } from "node:child_process";
@@ -637,21 +638,7 @@ async function main(env: Env) {
   const tapPrefix = `bench-tap-${stamp}`;
   let tapSeq = 0;
   const nextTapGroup = (what: string) => `${tapPrefix}-${what}-${tapSeq++}`;
-  const machine = {
-    nproc: os.cpus().length,
-    cpuModel: os.cpus()[0]?.model ?? "",
-    memTotalGiB: +(os.totalmem() / 2 ** 30).toFixed(1),
-    loadavgAtStart: os.loadavg().map(r2),
-    node: process.version,
-    platform: `${os.type()} ${os.release()}`,
-    gitHead: (() => {
-      try {
-        return execSync("git rev-parse --short HEAD", { stdio: ["ignore", "pipe", "ignore"] }).toString().trim();
-      } catch {
-        return "";
-      }
-    })(),
-  };
+  const machine = benchMachine();
   const mongoPort = Number(/:(\d+)/.exec(s.mongoUrl.replace(/^mongodb(\+srv)?:\/\/[^@]*@/, "mongodb://"))?.[1] ?? 27017);
   const pids: Pids = { bench: process.pid, kafka: pidOnPort(Number(s.kafkaBrokers[0]!.split(":")[1])), ferretdb: pidOnPort(mongoPort) };
   log(`channels benchmark: project ${project}; ${machine.nproc} cpus, node ${machine.node}, load ${machine.loadavgAtStart.join(" ")}; pids ${JSON.stringify(pids)}`);

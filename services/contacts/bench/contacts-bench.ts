@@ -14,9 +14,9 @@
  *
  * Run: npm run bench:contacts  (env: MONGO_URL, KAFKA_BROKERS, BENCH_N, BENCH_ROUNDS, ...; see readSettings below)
  */
+import { benchMachine } from "@chatcrm/testing";
 import { create, toJson } from "@bufbuild/protobuf";
 import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { execSync } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -36,7 +36,7 @@ import { sortOf } from "../src/filters/keyset";
 import { toSnapshot } from "../src/rpc/contact-to-proto";
 import { variableIndexFields, type ContactDoc, type ContactQuery } from "../src/store/contact-document";
 import { clientIdKey, identityId } from "../src/store/support-models";
-import { scoped } from "../src/usecases/list-contacts";
+import { scopeToProject } from "@chatcrm/mongo";
 import { derivedContactId, newContactDoc } from "../src/usecases/new-contact";
 
 const { MongoClient, BSON } = mongoose.mongo;
@@ -475,21 +475,7 @@ async function main(env: NodeJS.ProcessEnv) {
   if (!env.MONGO_URL || !env.KAFKA_BROKERS) throw new Error("set MONGO_URL and KAFKA_BROKERS (e.g. the test harness: MONGO_URL=mongodb://127.0.0.1:37017 KAFKA_BROKERS=127.0.0.1:19092)");
   const runStarted = new Date();
   const database = `bench_contacts_${Date.now()}`;
-  const machine = {
-    nproc: os.cpus().length,
-    cpuModel: os.cpus()[0]?.model ?? "",
-    memTotalGiB: +(os.totalmem() / 2 ** 30).toFixed(1),
-    loadavgAtStart: os.loadavg().map((x) => +x.toFixed(2)),
-    node: process.version,
-    platform: `${os.type()} ${os.release()}`,
-    gitHead: (() => {
-      try {
-        return execSync("git rev-parse --short HEAD", { stdio: ["ignore", "pipe", "ignore"] }).toString().trim();
-      } catch {
-        return "";
-      }
-    })(),
-  };
+  const machine = benchMachine();
   const rawClient = await MongoClient.connect(env.MONGO_URL, { serverSelectionTimeoutMS: 10_000 });
   const info = (await rawClient.db("admin").command({ buildInfo: 1 })) as AnyDoc;
   const ferret = typeof info.ferretdbVersion === "string";
@@ -562,7 +548,7 @@ async function main(env: NodeJS.ProcessEnv) {
 
     const now = seeded.now;
     const filter = compoundFilter(now);
-    const pageQuery = scoped(PROJECT, contactQuery(filter, ContactTab.UNSPECIFIED, ADMIN));
+    const pageQuery = scopeToProject(PROJECT, contactQuery(filter, ContactTab.UNSPECIFIED, ADMIN));
     const { spec } = sortOf(ContactSort.CREATED);
     const LIST_PROJECTION = { outbox: 0, recentInbound: 0, varNames: 0, varPairs: 0 };
     const r = prng(s.seed + 1);
@@ -572,7 +558,7 @@ async function main(env: NodeJS.ProcessEnv) {
     // 2. Explain the queries the service issues.
     const massF = massFilter(s.n, massSize);
     const massCutoff = new Date();
-    const massQuery = scoped(PROJECT, { $and: [contactQuery(massF, ContactTab.UNSPECIFIED, ADMIN), { createdAt: { $lte: massCutoff } }] });
+    const massQuery = scopeToProject(PROJECT, { $and: [contactQuery(massF, ContactTab.UNSPECIFIED, ADMIN), { createdAt: { $lte: massCutoff } }] });
     const sample = seededContact(7);
     summary.explain = await explainAll(db, ferret, { contactId: sample.id, identity: identityId(PROJECT, sample.channel.id, sample.senderId), clientKey: clientIdKey(PROJECT, 8) }, pageQuery, pageQuery, massQuery);
     log("explain:");

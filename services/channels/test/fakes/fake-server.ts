@@ -1,4 +1,5 @@
-import { createServer, type IncomingMessage, type Server } from "node:http";
+import { buffer } from "node:stream/consumers";
+import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 
 /** One request a fake provider received, as the tests inspect it. */
@@ -39,14 +40,6 @@ function parseBody(raw: Buffer, contentType: string | undefined): unknown {
   }
 }
 
-function readAll(req: IncomingMessage): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    req.on("data", (c: Buffer) => chunks.push(c));
-    req.on("end", () => resolve(Buffer.concat(chunks)));
-    req.on("error", reject);
-  });
-}
 
 /**
  * The HTTP part every provider fake shares: an ephemeral-port server that records each call, lets a test script
@@ -63,7 +56,7 @@ export class FakeServer {
   private constructor(handler: FakeHandler) {
     this.server = createServer(async (req, res) => {
       const url = new URL(req.url ?? "/", "http://fake");
-      const raw = await readAll(req);
+      const raw = await buffer(req);
       const headers: Record<string, string | undefined> = {};
       for (const [k, v] of Object.entries(req.headers)) headers[k.toLowerCase()] = Array.isArray(v) ? v.join(", ") : v;
       const call: RecordedCall = {

@@ -1,6 +1,7 @@
+import { buffer } from "node:stream/consumers";
 import type { AddressInfo } from "node:net";
 import { simpleParser } from "mailparser";
-import { SMTPServer, type SMTPServerDataStream } from "smtp-server";
+import { SMTPServer } from "smtp-server";
 
 /** One message the sink accepted, parsed the way a receiving mail client would see it. */
 export interface SinkMessage {
@@ -49,14 +50,6 @@ function smtpError(code: number, message: string): Error & { responseCode: numbe
   return Object.assign(new Error(message), { responseCode: code });
 }
 
-function readAll(stream: SMTPServerDataStream): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    stream.on("data", (c: Buffer) => chunks.push(c));
-    stream.on("end", () => resolve(Buffer.concat(chunks)));
-    stream.on("error", reject);
-  });
-}
 
 /**
  * A local SMTP server that keeps what it receives: the email channel's counterpart of the HTTP provider fakes. Plain
@@ -105,7 +98,7 @@ export class SmtpSink {
         callback(refusal ? smtpError(refusal.code, refusal.message) : null);
       },
       onData: (stream, session, callback) => {
-        readAll(stream)
+        buffer(stream)
           .then(async (raw) => {
             // An oversized message is refused by smtp-server itself once the stream ends.
             if (stream.sizeExceeded) return callback();
