@@ -1,6 +1,7 @@
-import { create } from "@bufbuild/protobuf";
+import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { ConnectChannelRequestSchema, MessageDirection } from "@chatcrm/contracts/chatcrm/channels/v1/channels_service_pb";
 import { DeliveryState, MessageKind, Messenger } from "@chatcrm/contracts/chatcrm/channels/v1/events_pb";
+import { Status } from "@chatcrm/grpc";
 import { Topics } from "@chatcrm/kafka";
 import { callAs, stopAndDrop, tapTopic, testLogger, uniqueDatabase, uniqueName, waitFor } from "@chatcrm/testing";
 import { postWebhook } from "../fakes/fake-server";
@@ -48,6 +49,32 @@ describe("Telegram end to end: webhook → Kafka, send command → Bot API → s
     expect(JSON.stringify(channel, (_k, v: unknown) => (typeof v === "bigint" ? String(v) : v))).not.toContain(bot.token);
     const stored = await service.running.parts.models.channels.findById(channelId).lean();
     expect(JSON.stringify(stored)).not.toContain(bot.token);
+  });
+
+  it("refuses bad connect requests naming the field, and stores nothing for them", async () => {
+    const connect = (name: string, rest: Omit<MessageInitShape<typeof ConnectChannelRequestSchema>, "name">) =>
+      client.connectChannel(create(ConnectChannelRequestSchema, { name, ...(rest as object) }), callAs(projectId));
+    await expect(connect("", { settings: { case: "telegram", value: { botToken: bot.token } } })).rejects.toMatchObject({ code: Status.INVALID_ARGUMENT, field: "name" });
+    await expect(connect("No messenger", {})).rejects.toMatchObject({ code: Status.INVALID_ARGUMENT, field: "settings" });
+    await expect(connect("Bad token", { settings: { case: "telegram", value: { botToken: "123:not-a-real-token-aaaaaaaaaaaaaaaaaaaaaa" } } })).rejects.toMatchObject({
+      code: Status.INVALID_ARGUMENT,
+      field: "telegram.bot_token",
+    });
+    await expect(connect("Bad origin", { settings: { case: "web", value: { allowedOrigins: ["shop.example.com/path"] } } })).rejects.toMatchObject({ code: Status.INVALID_ARGUMENT, field: "web.allowed_origins" });
+    const { channels } = await client.listChannels({ includeDisconnected: true }, callAs(projectId));
+    expect(channels.map((c) => c.id)).toEqual([channelId]);
+  });
+
+  it("shows and changes a channel only for its own project", async () => {
+    const other = callAs(uniqueName("other"));
+    await expect(client.getChannel({ channelId }, other)).rejects.toMatchObject({ code: Status.NOT_FOUND });
+    await expect(client.disconnectChannel({ channelId }, other)).rejects.toMatchObject({ code: Status.NOT_FOUND });
+    await expect(client.listMessages({ channelId, peerId: "5001" }, other)).rejects.toMatchObject({ code: Status.NOT_FOUND });
+    await expect(client.sendMessage({ channelId, recipientId: "5001", text: "hi" }, other)).rejects.toMatchObject({ code: Status.NOT_FOUND });
+    await expect(client.startResendFailed({ channelId }, other)).rejects.toMatchObject({ code: Status.NOT_FOUND });
+    expect((await client.listChannels({ includeDisconnected: true }, other)).channels).toHaveLength(0);
+    await expect(client.getChannel({ channelId }, { metadata: {} })).rejects.toMatchObject({ code: Status.UNAUTHENTICATED });
+    expect(tg.webhookOf(bot.token)).toBeDefined();
   });
 
   it("publishes a /start with its deep-link payload, keyed by chat, once however often it is delivered", async () => {
