@@ -9,6 +9,7 @@ import { ChannelRegistry } from "./accounts/channel-registry";
 import type { MessengerName } from "./accounts/messengers";
 import type { Config } from "./config";
 import { SecretBox } from "./crypto/secret-box";
+import { MediaLinks, registerMediaRoutes } from "./http/media-links";
 import { registerWebhookRoutes } from "./http/webhook-routes";
 import { createHttpServer } from "./http/webhook-server";
 import { WebhookAcceptor } from "./inbound/accept-webhook";
@@ -53,7 +54,8 @@ export function startChannels(config: Config, logger: Logger) {
       };
       const registry = new ChannelRegistry(models.channels, adapters, box, config.PUBLIC_WEBHOOK_BASE_URL, logger);
       const durable = new DurablePublisher(ctx.publisher, models.pendingEvents, logger);
-      const acceptor = new WebhookAcceptor(durable, models.providerRefs, logger);
+      const media = new MediaLinks(box, config.PUBLIC_WEBHOOK_BASE_URL);
+      const acceptor = new WebhookAcceptor(durable, models.providerRefs, { rewrite: (channel, attachments) => media.rewrite(channel, registry, attachments) }, logger);
       const dispatcher = new Dispatcher(registry, durable, models.messages, models.providerRefs, new RateLimiter(), {
         limits,
         maxInFlight: config.DISPATCH_MAX_IN_FLIGHT,
@@ -86,6 +88,7 @@ export function startChannels(config: Config, logger: Logger) {
 
       const http = await createHttpServer({ bodyLimitBytes: config.WEBHOOK_BODY_LIMIT_BYTES, logger }, (app) => {
         registerWebhookRoutes(app, registry, acceptor, logger);
+        registerMediaRoutes(app, registry, media, config.PROVIDER_TIMEOUT_MS, logger);
         registerWidgetRoutes(app, { registry, box, acceptor, hub, messages: models.messages, enforceOrigins: config.WIDGET_ENFORCE_ORIGINS, logger });
       });
       const parts = { registry, models, acceptor, dispatcher, durable, resend, hub, webhookPort: 0 };

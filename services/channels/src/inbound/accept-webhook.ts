@@ -1,6 +1,6 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { DeliveryState, type InboundMessageSchema } from "@chatcrm/contracts/chatcrm/channels/v1/events_pb";
+import { DeliveryState, type Attachment, type InboundMessageSchema } from "@chatcrm/contracts/chatcrm/channels/v1/events_pb";
 import { Topics } from "@chatcrm/kafka";
 import type { Logger } from "@chatcrm/logging";
 import type { Model } from "mongoose";
@@ -33,6 +33,7 @@ export class WebhookAcceptor {
   constructor(
     private readonly durable: DurablePublisher,
     private readonly providerRefs: Model<ProviderRefDoc>,
+    private readonly media: { rewrite(channel: ResolvedChannel, attachments: Attachment[] | undefined): Attachment[] | undefined },
     private readonly logger: Logger,
   ) {}
 
@@ -52,6 +53,7 @@ export class WebhookAcceptor {
           // A record over the broker's 1 MiB limit would be refused for good (and with it the request it shares).
           text: (m.text ?? "").slice(0, MAX_TEXT),
           subject: (m.subject ?? "").slice(0, 1_000),
+          attachments: this.media.rewrite(channel, m.attachments as Attachment[] | undefined),
           messageId,
           projectId: doc.projectId,
           channelId: doc._id,

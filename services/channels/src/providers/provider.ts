@@ -137,4 +137,11 @@ export interface ProviderAdapter {
   /** Verifies and parses one webhook request; throws WebhookRejected for a request that must not be accepted. */
   handleWebhook(account: AccountView, request: WebhookRequest): WebhookOutcome | Promise<WebhookOutcome>;
   send(account: AccountView, message: OutboundMessage): Promise<SendResult>;
+  /**
+   * For messengers whose inbound media are references, not URLs (a Telegram file id, a WhatsApp media id): whether
+   * an attachment URL is such a reference, and where it is downloaded with which headers (which may hold secrets).
+   * The service serves these through its signed media links, so no token ever reaches a browser.
+   */
+  isMediaRef?(url: string): boolean;
+  resolveMedia?(account: AccountView, ref: string): Promise<{ url: string; headers: Record<string, string> }>;
 }

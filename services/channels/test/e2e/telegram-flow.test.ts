@@ -5,7 +5,7 @@ import { Status } from "@chatcrm/grpc";
 import { Topics } from "@chatcrm/kafka";
 import { callAs, stopAndDrop, tapTopic, testLogger, uniqueDatabase, uniqueName, waitFor } from "@chatcrm/testing";
 import { postWebhook } from "../fakes/fake-server";
-import { chatMemberUpdate, startUpdate, TelegramFake, textUpdate } from "../fakes/telegram-fake";
+import { chatMemberUpdate, photoUpdate, startUpdate, TelegramFake, textUpdate } from "../fakes/telegram-fake";
 import { channelsClient, sendCommand, startTestChannels, testSecretsKey, type ChannelsClient } from "../integration/harness";
 
 const logger = testLogger("telegram-flow");
@@ -88,6 +88,22 @@ describe("Telegram end to end: webhook → Kafka, send command → Bot API → s
     await tg.deliverUpdate(bot.token, textUpdate(5001, "after"));
     await inbound.waitFor("the next message", (e) => e.value.text === "after");
     expect(inbound.events.filter((e) => e.value.providerMessageId === "777001")).toHaveLength(1);
+  });
+
+  it("turns a photo's file id into a signed link that serves the file without showing the token", async () => {
+    const update = photoUpdate(5010, { caption: "my receipt" });
+    await tg.deliverUpdate(bot.token, update);
+    const [event] = await inbound.waitFor("the photo", (e) => e.value.senderId === "5010" && e.value.kind === MessageKind.IMAGE);
+    const [photo] = event!.value.attachments;
+    expect(event!.value.text).toBe("my receipt");
+    expect(photo!.url).toMatch(new RegExp(`^${service.url(`/media/${channelId}/`).replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}tg-file%3A[^?]+\\?sig=[\\w-]+$`));
+    expect(photo!.url).not.toContain(bot.token);
+    const res = await fetch(photo!.url);
+    expect(res.status).toBe(200);
+    const largest = update.message!.photo!.at(-1)!.file_id;
+    expect(await res.text()).toBe(`fake bytes of ${largest}`);
+    const forged = photo!.url.replace(/sig=[\w-]+/, "sig=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
+    expect((await fetch(forged)).status).toBe(403);
   });
 
   it("refuses a forged secret with 401 and publishes nothing", async () => {

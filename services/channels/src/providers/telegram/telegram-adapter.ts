@@ -226,6 +226,14 @@ export class TelegramAdapter implements ProviderAdapter {
     return `${this.options.apiBaseUrl}/file/bot${token}/${filePath}`;
   }
 
+  isMediaRef(url: string): boolean {
+    return url.startsWith(FILE_REF_PREFIX);
+  }
+
+  async resolveMedia(account: AccountView, ref: string): Promise<{ url: string; headers: Record<string, string> }> {
+    return { url: await this.fileDownloadUrl(account, ref), headers: {} };
+  }
+
   private call(token: string, method: string, params: Record<string, unknown>) {
     return callBotApi(this.options.apiBaseUrl, token, method, params, this.options.timeoutMs);
   }

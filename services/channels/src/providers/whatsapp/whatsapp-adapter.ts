@@ -140,4 +140,13 @@ export class WhatsAppAdapter implements ProviderAdapter {
     if (answer.status === 200 && typeof url === "string" && url) return url;
     throw new Error(`WhatsApp could not look up media ${mediaId}: ${describeGraphError(readGraphError(answer))}`);
   }
+
+  isMediaRef(url: string): boolean {
+    return url.startsWith(MEDIA_REF_PREFIX);
+  }
+
+  /** The lookaside URL Graph gives for a media id needs the same Bearer token to download. */
+  async resolveMedia(account: AccountView, ref: string): Promise<{ url: string; headers: Record<string, string> }> {
+    return { url: await this.mediaDownloadUrl(account, ref), headers: { authorization: `Bearer ${account.secrets.accessToken}` } };
+  }
 }
