@@ -86,10 +86,13 @@ export function startChannels(config: Config, logger: Logger) {
         subscriptions: [subscribeBatch(Topics.widgetReplies, async (events) => events.forEach((e) => hub.deliver(e.value)))],
       });
 
-      const http = await createHttpServer({ bodyLimitBytes: config.WEBHOOK_BODY_LIMIT_BYTES, logger }, (app) => {
+      const http = await createHttpServer({ bodyLimitBytes: config.WEBHOOK_BODY_LIMIT_BYTES, trustProxy: config.WEBHOOK_TRUST_PROXY, logger }, (app) => {
         registerWebhookRoutes(app, registry, acceptor, logger);
         registerMediaRoutes(app, registry, media, config.PROVIDER_TIMEOUT_MS, logger);
-        registerWidgetRoutes(app, { registry, box, acceptor, hub, messages: models.messages, enforceOrigins: config.WIDGET_ENFORCE_ORIGINS, logger });
+        registerWidgetRoutes(app, { registry, box, acceptor, hub, messages: models.messages, enforceOrigins: config.WIDGET_ENFORCE_ORIGINS,
+          logger,
+          perAddress: { ratePerSec: config.WIDGET_MESSAGES_PER_SEC_PER_ADDRESS, burst: config.WIDGET_BURST_PER_ADDRESS },
+        });
       });
       const parts = { registry, models, acceptor, dispatcher, durable, resend, hub, webhookPort: 0 };
 

@@ -10,6 +10,11 @@ export const configSchema = serviceBaseSchema({ grpcPort: 50051, database: "chat
   WEBHOOK_PORT: port(8081),
   /** How the messengers reach WEBHOOK_PORT from outside (behind the ingress); Telegram webhooks are registered under it. */
   PUBLIC_WEBHOOK_BASE_URL: httpUrl("http://127.0.0.1:8081"),
+  /**
+   * Behind an ingress or load balancer: take the client's address from X-Forwarded-For (the widget's per-address
+   * limit needs it). Leave off when the port is reachable directly, or clients could claim any address.
+   */
+  WEBHOOK_TRUST_PROXY: bool(false),
   /** Largest webhook body accepted; a bigger one is answered 413. Raw emails with attachments are the largest. */
   WEBHOOK_BODY_LIMIT_BYTES: positiveInt(10 * 1024 * 1024),
   /**
@@ -54,6 +59,9 @@ export const configSchema = serviceBaseSchema({ grpcPort: 50051, database: "chat
   ALLOW_PRIVATE_NETWORK_TARGETS: bool(false),
   /** Whether the web widget's HTTP fallback and WebSocket answer CORS / Origin checks for allowed origins only. */
   WIDGET_ENFORCE_ORIGINS: bool(true),
+  /** Messages a second one client address may send through the widget, and the burst above it. */
+  WIDGET_MESSAGES_PER_SEC_PER_ADDRESS: positiveInt(5),
+  WIDGET_BURST_PER_ADDRESS: positiveInt(20),
 });
 
 export type Config = z.infer<typeof configSchema>;

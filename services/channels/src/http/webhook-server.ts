@@ -4,6 +4,7 @@ import type { Logger } from "@chatcrm/logging";
 
 export interface HttpServerOptions {
   bodyLimitBytes: number;
+  trustProxy: boolean;
   logger: Logger;
 }
 
@@ -13,7 +14,7 @@ export interface HttpServerOptions {
  * 413 before any of our code runs; errors a client sees never carry a stack or an internal address.
  */
 export async function createHttpServer(options: HttpServerOptions, register: (app: FastifyInstance) => void | Promise<void>): Promise<FastifyInstance> {
-  const app = Fastify({ bodyLimit: options.bodyLimitBytes, logger: false, return503OnClosing: true, keepAliveTimeout: 30_000 });
+  const app = Fastify({ bodyLimit: options.bodyLimitBytes, logger: false, return503OnClosing: true, keepAliveTimeout: 30_000, trustProxy: options.trustProxy });
   app.removeAllContentTypeParsers();
   app.addContentTypeParser("*", { parseAs: "buffer" }, (_request, body, done) => done(null, body));
   app.setErrorHandler((err: Error & { statusCode?: number }, request, reply) => {

@@ -74,6 +74,15 @@ export class RateLimiter {
     return 0;
   }
 
+  /** One-level form of tryAcquire, for a single limit (a widget visitor's address). */
+  tryTake(key: string, rate: Rate, now = Date.now()): number {
+    const at = Math.max(now, this.allowedAt(key, rate, now));
+    if (at > now) return Math.ceil(at - now);
+    this.book(key, rate, now);
+    this.sweep(now);
+    return 0;
+  }
+
   /** Pushes a key's next slot to at least `until` (a provider said "retry after"). */
   holdUntil(key: string, rate: Rate, until: number): void {
     const interval = intervalOf(rate);

@@ -11,6 +11,7 @@ import type { WebhookAcceptor } from "../inbound/accept-webhook";
 import { derivedId } from "../inbound/message-ids";
 import { emptyOutcome, type NormalizedInbound } from "../providers/provider";
 import { stateOfRank, type MessageDoc } from "../store/models";
+import { RateLimiter, type Rate } from "../outbound/rate-limiter";
 import type { WidgetFrame, WidgetHub } from "./widget-hub";
 import { channelOfWidgetKey, newVisitorToken, visitorOfToken } from "./widget-key";
 
@@ -22,6 +23,8 @@ export interface WidgetDeps {
   messages: Model<MessageDoc>;
   enforceOrigins: boolean;
   logger: Logger;
+  /** Messages a second (and burst) one client address may send; the widget key is public, so this is the brake. */
+  perAddress: Rate;
 }
 
 /** What a visitor sends, over the socket or the HTTP fallback. */
@@ -75,8 +78,11 @@ export function registerWidgetRoutes(app: FastifyInstance, deps: WidgetDeps): vo
     return { ...newVisitorToken(box, channel.doc._id), isNew: true };
   };
 
-  const accept = async (channel: ResolvedChannel, visitorId: string, message: VisitorMessage): Promise<string> => {
+  const limiter = new RateLimiter();
+  const accept = async (channel: ResolvedChannel, visitorId: string, message: VisitorMessage, address: string): Promise<string> => {
     if (!message.text?.trim() && !message.button_payload) throw new WidgetError(400, "a message needs text or a button_payload");
+    const wait = limiter.tryTake(`${channel.doc._id}|${address}`, deps.perAddress);
+    if (wait > 0) throw new WidgetError(429, `too many messages; send again in ${Math.ceil(wait / 1000)} s`);
     const providerMessageId = message.client_message_id ? `${visitorId}:${message.client_message_id}` : randomUUID();
     const inbound: NormalizedInbound = {
       providerMessageId,
@@ -121,7 +127,7 @@ export function registerWidgetRoutes(app: FastifyInstance, deps: WidgetDeps): vo
       const body = parsed as Record<string, unknown>;
       const channel = await channelFor(body["key"], request.headers.origin);
       const visitor = visitorFor(channel, body["token"]);
-      const messageId = await accept(channel, visitor.visitorId, visitorMessage.parse(body));
+      const messageId = await accept(channel, visitor.visitorId, visitorMessage.parse(body), request.ip);
       return reply.code(202).send({ visitor_id: visitor.visitorId, token: visitor.token, message_id: messageId });
     } catch (err) {
       return fail(reply, err);
@@ -182,7 +188,7 @@ export function registerWidgetRoutes(app: FastifyInstance, deps: WidgetDeps): vo
         const type = (frame as { type?: unknown }).type;
         if (type !== "message") throw new WidgetError(400, `unknown frame type "${String(type)}"; expected message or ping`);
         const message = visitorMessage.parse(frame);
-        const messageId = await accept(channel, visitor.visitorId, message);
+        const messageId = await accept(channel, visitor.visitorId, message, request.ip);
         send({ type: "accepted", client_message_id: message.client_message_id ?? "", message_id: messageId });
       } catch (err) {
         if (err instanceof SyntaxError) return send({ type: "error", error: "the frame is not valid JSON" });

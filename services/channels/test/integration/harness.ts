@@ -48,6 +48,9 @@ export async function startTestChannels(database: string, overrides: Partial<Con
     RESEND_POLL_INTERVAL_MS: 200,
     // The fakes and the SMTP sink listen on loopback.
     ALLOW_PRIVATE_NETWORK_TARGETS: true,
+    // Every test client is 127.0.0.1; the per-address limit has its own suite.
+    WIDGET_MESSAGES_PER_SEC_PER_ADDRESS: 10_000,
+    WIDGET_BURST_PER_ADDRESS: 10_000,
     INBOUND_RELAY_INTERVAL_MS: 500,
     ...overrides,
   };
