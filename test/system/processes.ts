@@ -1,22 +1,11 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { createServer } from "node:net";
 import path from "node:path";
+
+export { freePort } from "@chatcrm/testing";
 
 export const repoRoot = path.resolve(__dirname, "../..");
 export const SERVICES = ["channels", "contacts", "flow-runtime", "identity-merge", "integrations", "export", "gateway"] as const;
 export type ServiceName = (typeof SERVICES)[number];
-
-/** A port nothing listens on right now. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 export interface ServiceProcess {
   name: string;

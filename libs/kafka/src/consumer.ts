@@ -24,8 +24,6 @@ export type EventHandler<D extends DescMessage> = (event: ConsumedEvent<D>) => P
 
 /** What a batch handler learns about the batch besides its events. */
 export interface BatchContext {
-  /** Keeps the group membership alive during long work (a provider's retry-after wait). */
-  heartbeat(): Promise<void>;
   /**
    * True for the first batch of a partition since this consumer joined the group: its records may already have
    * been handled by a previous owner that crashed before committing, so a handler with side effects outside
@@ -113,6 +111,9 @@ export class EventConsumer {
   ) {
     this.consumer = kafka.consumer({ groupId: options.groupId, allowAutoTopicCreation: false, sessionTimeout: 30_000, heartbeatInterval: 3_000 });
     this.byTopic = new Map(options.subscriptions.map((s) => [s.topic.name, s]));
+    const batched = options.subscriptions.filter((s) => s.batchHandler).length;
+    // kafkajs runs one consumer either per record or per batch.
+    if (batched > 0 && batched < options.subscriptions.length) throw new Error(`consumer group ${options.groupId} mixes per-record and per-batch subscriptions; use two consumers`);
     this.retry = { attempts: 5, initialDelayMs: 200, maxDelayMs: 5_000, ...options.retry };
     this.log = options.logger.child({ consumerGroup: options.groupId });
   }
@@ -134,23 +135,15 @@ export class EventConsumer {
   private async handleBatch(payload: EachBatchPayload): Promise<void> {
     const { batch, heartbeat, resolveOffset, commitOffsetsIfNecessary, isRunning, isStale } = payload;
     const subscription = this.byTopic.get(batch.topic);
-    if (!subscription || batch.messages.length === 0) return;
-    if (!subscription.batchHandler) {
-      for (const message of batch.messages) {
-        if (!isRunning() || isStale()) return;
-        await this.handle({ topic: batch.topic, partition: batch.partition, message, heartbeat, pause: payload.pause });
-        resolveOffset(message.offset);
-        await commitOffsetsIfNecessary();
-      }
-      return;
-    }
+    if (!subscription?.batchHandler || batch.messages.length === 0) return;
     const partitionKey = `${batch.topic}:${batch.partition}`;
     const firstSinceJoin = !this.seenSinceJoin.has(partitionKey);
     const events: ConsumedEvent<DescMessage>[] = [];
     for (const message of batch.messages) {
-      const event = this.decode(subscription, batch.topic, batch.partition, message);
+      const headers = headersToStrings(message.headers);
+      const event = this.decode(subscription, batch.topic, batch.partition, message, headers);
       if (event) events.push(event);
-      else await this.deadLetter(batch.topic, batch.partition, message, headersToStrings(message.headers), `cannot decode ${subscription.topic.schema.typeName}`, 1);
+      else await this.deadLetter(batch.topic, batch.partition, message, headers, `cannot decode ${subscription.topic.schema.typeName}`, 1);
     }
     // The group coordinator drops a member that stays silent past the session timeout; a batch can wait on a
     // provider's retry-after far longer than that. A heartbeat refused because the group is rebalancing means the
@@ -171,7 +164,7 @@ export class EventConsumer {
     try {
       for (let attempt = 1; ; attempt++) {
         try {
-          await subscription.batchHandler(events, { heartbeat, firstSinceJoin, isStopping, markDone });
+          await subscription.batchHandler(events, { firstSinceJoin, isStopping, markDone });
           break;
         } catch (err) {
           if (isStopping()) return;
@@ -191,8 +184,7 @@ export class EventConsumer {
     await commitOffsetsIfNecessary();
   }
 
-  private decode(subscription: Subscription, topic: string, partition: number, message: KafkaMessage): ConsumedEvent<DescMessage> | undefined {
-    const headers = headersToStrings(message.headers);
+  private decode(subscription: Subscription, topic: string, partition: number, message: KafkaMessage, headers: Record<string, string>): ConsumedEvent<DescMessage> | undefined {
     let value: MessageShape<DescMessage>;
     try {
       value = fromBinary(subscription.topic.schema, message.value ?? new Uint8Array());
@@ -246,7 +238,7 @@ export class EventConsumer {
       headers,
       { name: `${topic} process`, kind: SpanKind.CONSUMER, attributes: { "messaging.system": "kafka", "messaging.destination.name": topic, "messaging.kafka.message.offset": message.offset } },
       async () => {
-        const event = this.decode(subscription, topic, partition, message);
+        const event = this.decode(subscription, topic, partition, message, headers);
         if (!event) {
           await this.deadLetter(topic, partition, message, headers, `cannot decode ${subscription.topic.schema.typeName}`, 1);
           return;

@@ -1,5 +1,5 @@
 import type { mongo } from "mongoose";
-import { isDuplicateKey } from "./duplicates";
+import { onlyDuplicateKeys } from "./duplicates";
 
 /**
  * FerretDB 1.24 applies the first 99 statements of one update command and then stops answering on that database
@@ -25,8 +25,7 @@ export async function bulkWriteInSlices<T extends mongo.Document = mongo.Documen
       await collection.bulkWrite(ops.slice(i, i + BULK_WRITE_SLICE), { ordered: false });
     } catch (err) {
       // "Upsert only if newer" filters meet an existing newer document as a duplicate key: nothing to do there.
-      const writeErrors = (err as { writeErrors?: { code?: number }[] }).writeErrors ?? [];
-      if (!options.ignoreDuplicates || !isDuplicateKey(err) || !writeErrors.every((w) => w.code === 11000)) throw err;
+      if (!options.ignoreDuplicates || !onlyDuplicateKeys(err)) throw err;
     }
   }
 }

@@ -70,10 +70,6 @@ export class LeasedJobRunner<J extends LeasedJob> {
     if (!this.stopped) void this.pickUp().catch((err: unknown) => this.options.logger.error({ err }, `${this.options.name}: pick-up failed`));
   }
 
-  get isStopped(): boolean {
-    return this.stopped;
-  }
-
   private async pickUp(): Promise<void> {
     const { collection } = this.options;
     const due = (await collection.find({ state: "running", leaseUntil: { $lt: new Date() } }).limit(10).toArray()) as unknown as J[];

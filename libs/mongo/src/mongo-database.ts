@@ -10,8 +10,6 @@ export interface MongoSettings {
   url: string;
   /** The service's own database; no two services share one. */
   database: string;
-  /** How long one operation may wait for the server's answer before it fails; 60 s by default. */
-  socketTimeoutMs?: number;
   logger: Logger;
   serverSelectionTimeoutMs?: number;
 }
@@ -34,7 +32,7 @@ export class MongoDatabase {
       serverSelectionTimeoutMS: settings.serverSelectionTimeoutMs ?? 10_000,
       // A server that stops answering (FerretDB 1.24 has wedged on one database under load) must fail the
       // operation, not hold it forever: callers retry or report, and a stopping service can finish.
-      socketTimeoutMS: settings.socketTimeoutMs ?? 60_000,
+      socketTimeoutMS: 60_000,
     });
     // Without a listener, a connection error after start-up would crash the process; health reports it instead.
     this.connection.on("error", (err) => this.log.error({ err }, "MongoDB connection error"));

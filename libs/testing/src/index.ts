@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { Writable } from "node:stream";
 import { createLogger, type Logger } from "@chatcrm/logging";
+import { createServer as createNetServer, type AddressInfo } from "node:net";
 import mongoose from "mongoose";
 import { OPERATOR_METADATA_KEY, PROJECT_METADATA_KEY, ROLE_METADATA_KEY } from "@chatcrm/grpc";
 
@@ -83,7 +84,7 @@ export const callAs = (projectId: string, operatorId?: string, role: "admin" | "
  * while the service still writes (a consumer's bulk write in flight) made FerretDB 1.24 on SQLite die with SIGBUS
  * in its write-ahead log (the file is removed under an open mapping), taking every other suite down with it.
  */
-export async function dropTestDatabase(database: string): Promise<void> {
+async function dropTestDatabase(database: string): Promise<void> {
   const connection = mongoose.createConnection(testInfra().mongoUrl, { dbName: database, serverSelectionTimeoutMS: 5_000 });
   try {
     await connection.asPromise();
@@ -101,3 +102,15 @@ export async function stopAndDrop(running: { stop(): Promise<void>; context: { m
   await dropTestDatabase(database);
 }
 export { benchMachine } from "./bench-machine";
+
+/** A loopback port nothing listens on right now, for a server that must know its address before it starts. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createNetServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}

@@ -2,6 +2,18 @@ import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes, ti
 
 const VERSION = "v1";
 
+/**
+ * Compares a secret someone presented with the one we hold, in constant time (no early exit that would leak how
+ * much matched). Anything but a non-empty string, or a missing expectation, is a mismatch. Every webhook secret,
+ * signature and token check goes through here.
+ */
+export function equalSecret(given: unknown, expected: string | undefined): boolean {
+  if (typeof given !== "string" || !given || !expected) return false;
+  const a = Buffer.from(given, "utf8");
+  const b = Buffer.from(expected, "utf8");
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
 /** A channel's stored secrets cannot be read with this replica's key (a changed or mismatched CHANNEL_SECRETS_KEY). */
 export class SecretsUnreadable extends Error {
   constructor(message: string) {
@@ -54,8 +66,6 @@ export class SecretBox {
   }
 
   verify(value: string, tag: string): boolean {
-    const expected = Buffer.from(this.sign(value));
-    const given = Buffer.from(tag);
-    return expected.length === given.length && timingSafeEqual(expected, given);
+    return equalSecret(tag, this.sign(value));
   }
 }

@@ -85,8 +85,9 @@ export class WebhookAcceptor {
   private async deliveryReports(channel: ResolvedChannel, reports: ProviderStatusReport[]) {
     const { doc } = channel;
     const events = [];
+    const refs = await this.findRefs(doc._id, reports.map((r) => r.providerMessageId));
     for (const report of reports) {
-      const ref = await this.findRef(doc._id, report.providerMessageId);
+      const ref = refs.get(report.providerMessageId);
       if (!ref) {
         // A message sent outside this system (from the phone app) or long forgotten: nothing of ours to update.
         this.logger.debug({ channelId: doc._id, providerMessageId: report.providerMessageId }, "delivery report for a message we did not send");
@@ -120,14 +121,18 @@ export class WebhookAcceptor {
 
   /**
    * The dispatcher records the provider's id right after the provider answers, and the provider may post its first
-   * report at the same moment: a miss is looked up again briefly before it is given up.
+   * report at the same moment: the ids still missing are looked up again briefly (all of a webhook's at once, so a
+   * webhook full of reports about messages sent from the phone app waits 2.5 s in all, not per report).
    */
-  private async findRef(channelId: string, providerMessageId: string): Promise<ProviderRefDoc | null> {
+  private async findRefs(channelId: string, providerMessageIds: string[]): Promise<Map<string, ProviderRefDoc>> {
+    const found = new Map<string, ProviderRefDoc>();
     for (let attempt = 0; attempt < 4; attempt++) {
-      const ref = await this.providerRefs.findById(providerRefKey(channelId, providerMessageId)).lean<ProviderRefDoc>();
-      if (ref) return ref;
-      await new Promise((r) => setTimeout(r, 250 * (attempt + 1)));
+      const missing = [...new Set(providerMessageIds)].filter((id) => !found.has(id));
+      if (missing.length === 0) break;
+      if (attempt > 0) await new Promise((r) => setTimeout(r, 250 * attempt));
+      const docs = await this.providerRefs.find({ _id: { $in: missing.map((id) => providerRefKey(channelId, id)) } }).lean<ProviderRefDoc[]>();
+      for (const d of docs) found.set(d._id.slice(channelId.length + 1), d);
     }
-    return null;
+    return found;
   }
 }

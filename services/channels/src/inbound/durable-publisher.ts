@@ -59,7 +59,7 @@ export class DurablePublisher {
    */
   async relay(limit = 500): Promise<number> {
     const docs = await this.pending.find({ parkedError: null }).sort({ createdAt: 1, _id: 1 }).limit(limit).lean<PendingEventDoc[]>();
-    let published = 0;
+    const published: string[] = [];
     for (const doc of docs) {
       const topic = topicsByName.get(doc.topic);
       const eventId = doc._id.slice(doc.topic.length + 1);
@@ -78,12 +78,15 @@ export class DurablePublisher {
         await this.pending.updateOne({ _id: doc._id }, { $set: { parkedError: (err as Error).message.slice(0, 500) } });
         continue;
       }
-      await this.pending.deleteOne({ _id: doc._id });
-      published++;
+      published.push(doc._id);
     }
-    if (published) this.logger.info({ published }, "published events stored while Kafka was away");
+    // A crash before this delete publishes them again under the same event ids: harmless downstream.
+    if (published.length) {
+      await this.pending.deleteMany({ _id: { $in: published } });
+      this.logger.info({ published: published.length }, "published events stored while Kafka was away");
+    }
     if (docs.length === 0) this.backlog = false;
-    return published;
+    return published.length;
   }
 }
 

@@ -1,28 +1,12 @@
-import { createServer, type AddressInfo } from "node:net";
 import { randomBytes } from "node:crypto";
 import { ChannelsService } from "@chatcrm/contracts/chatcrm/channels/v1/channels_service_pb";
 import { createGrpcClient, type GrpcClient } from "@chatcrm/grpc";
 import { Topics, type EventPublisher } from "@chatcrm/kafka";
-import { startGroupsAtEnd, testBackendConfig, testLogger, uniqueName } from "@chatcrm/testing";
+import { freePort, startGroupsAtEnd, testBackendConfig, testLogger, uniqueName } from "@chatcrm/testing";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { MessageOrigin, type SendMessageCommandSchema } from "@chatcrm/contracts/chatcrm/channels/v1/events_pb";
 import { startChannels } from "../../src/app";
 import { configSchema, type Config } from "../../src/config";
-
-/**
- * A port known before start: Telegram's webhook is registered at connect time under the public base URL, and a
- * restarted instance must be reachable at the same address.
- */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 /** Databases this test process started a service on: a restart must resume its groups, not skip to the end. */
 const started = new Set<string>();

@@ -1,4 +1,5 @@
-import { createHash, timingSafeEqual } from "node:crypto";
+import { createHash } from "node:crypto";
+import { equalSecret } from "../../crypto/secret-box";
 import { connect as connectTcp, isIP, type Socket } from "node:net";
 import { Messenger } from "@chatcrm/contracts/chatcrm/channels/v1/events_pb";
 import { assertTargetAllowed, fetchPublic, FetchFailed, guardedLookup, PrivateTargetRefused } from "@chatcrm/safe-http";
@@ -347,9 +348,7 @@ export class EmailAdapter implements ProviderAdapter {
 function verifyBearer(header: string | undefined, expectedHash: string | undefined): void {
   const token = /^Bearer\s+(.+)$/i.exec(header?.trim() ?? "")?.[1]?.trim();
   if (!token) throw new WebhookRejected(401, "missing credentials: send Authorization: Bearer <the channel's inbound secret>");
-  const expected = Buffer.from((expectedHash ?? "").toLowerCase(), "utf8");
-  const actual = Buffer.from(hashInboundSecret(token), "utf8");
-  if (expected.length !== actual.length || !timingSafeEqual(expected, actual)) {
+  if (!equalSecret(hashInboundSecret(token), expectedHash?.toLowerCase())) {
     throw new WebhookRejected(401, "the bearer token is not this channel's inbound secret");
   }
 }

@@ -1,4 +1,5 @@
-import { randomBytes, timingSafeEqual } from "node:crypto";
+import { randomBytes } from "node:crypto";
+import { equalSecret } from "../../crypto/secret-box";
 import { MessageKind, Messenger, type Attachment, type Button } from "@chatcrm/contracts/chatcrm/channels/v1/events_pb";
 import {
   ChannelSetupError,
@@ -44,12 +45,6 @@ interface ApiCall {
   params: Record<string, unknown>;
 }
 
-function sameSecret(given: string | undefined, expected: string | undefined): boolean {
-  if (!given || !expected) return false;
-  const a = Buffer.from(given, "utf8");
-  const b = Buffer.from(expected, "utf8");
-  return a.length === b.length && timingSafeEqual(a, b);
-}
 
 /** One button per row, so long labels are never squeezed side by side. Returns the error for a button Telegram would refuse. */
 function inlineKeyboard(buttons: Button[]): ReplyMarkup | undefined | { error: string } {
@@ -163,7 +158,7 @@ export class TelegramAdapter implements ProviderAdapter {
 
   handleWebhook(account: AccountView, request: WebhookRequest): WebhookOutcome {
     if (request.method !== "POST") throw new WebhookRejected(400, `Telegram delivers updates with POST, this was a ${request.method}`);
-    if (!sameSecret(request.headers[SECRET_HEADER], account.secrets.webhookSecret)) {
+    if (!equalSecret(request.headers[SECRET_HEADER], account.secrets.webhookSecret)) {
       throw new WebhookRejected(401, "The Telegram secret token header is missing or wrong");
     }
     let update: unknown;

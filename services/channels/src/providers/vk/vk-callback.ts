@@ -1,6 +1,7 @@
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { MessageKind } from "@chatcrm/contracts/chatcrm/channels/v1/events_pb";
-import { createHash, timingSafeEqual } from "node:crypto";
+import { createHash } from "node:crypto";
+import { equalSecret } from "../../crypto/secret-box";
 import { emptyOutcome, WebhookRejected, type AccountView, type NormalizedInbound, type WebhookOutcome, type WebhookRequest } from "../provider";
 
 /**
@@ -35,12 +36,6 @@ const DOC_MIME_TYPES: Record<string, string> = {
   mp4: "video/mp4",
 };
 
-export function secretMatches(given: unknown, expected: string | undefined): boolean {
-  if (typeof given !== "string" || !expected) return false;
-  const a = Buffer.from(given, "utf8");
-  const b = Buffer.from(expected, "utf8");
-  return a.length === b.length && timingSafeEqual(a, b);
-}
 
 const isObject = (v: unknown): v is Json => typeof v === "object" && v !== null && !Array.isArray(v);
 const str = (v: unknown): string => (typeof v === "string" ? v : typeof v === "number" ? String(v) : "");
@@ -68,7 +63,7 @@ export function handleVkCallback(account: AccountView, request: WebhookRequest):
   if (type === "confirmation") {
     // VK includes the secret key in the confirmation too once one is set; a confirmation without it is still
     // answered, since the code is shown in the community settings to the same people who set the secret.
-    if (body.secret !== undefined && !secretMatches(body.secret, account.secrets.secret)) {
+    if (body.secret !== undefined && !equalSecret(body.secret, account.secrets.secret)) {
       throw new WebhookRejected(403, "The confirmation request carries a different secret key than this channel's");
     }
     const code = account.secrets.confirmationCode;
@@ -79,7 +74,7 @@ export function handleVkCallback(account: AccountView, request: WebhookRequest):
   if (body.secret === undefined) {
     throw new WebhookRejected(403, "The event carries no secret key: set this channel's secret key in the community's Callback API settings");
   }
-  if (!secretMatches(body.secret, account.secrets.secret)) {
+  if (!equalSecret(body.secret, account.secrets.secret)) {
     throw new WebhookRejected(403, "The event's secret key does not match this channel's secret key");
   }
 

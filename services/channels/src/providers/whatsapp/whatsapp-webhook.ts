@@ -1,6 +1,7 @@
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { MessageKind } from "@chatcrm/contracts/chatcrm/channels/v1/events_pb";
-import { createHmac, timingSafeEqual } from "node:crypto";
+import { createHmac } from "node:crypto";
+import { equalSecret } from "../../crypto/secret-box";
 import {
   emptyOutcome,
   WebhookRejected,
@@ -30,17 +31,12 @@ const asObject = (v: unknown): Json | undefined => (typeof v === "object" && v !
 const asArray = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
 const asString = (v: unknown): string => (typeof v === "string" ? v : typeof v === "number" ? String(v) : "");
 
-function constantTimeEqual(a: string, b: string): boolean {
-  const left = Buffer.from(a, "utf8");
-  const right = Buffer.from(b, "utf8");
-  return left.length === right.length && timingSafeEqual(left, right);
-}
 
 /** Answers Meta's subscription check: echo hub.challenge only to someone who knows our verify token. */
 export function answerChallenge(verifyToken: string | undefined, query: Record<string, string | undefined>): WebhookOutcome {
   if (!verifyToken) throw new WebhookRejected(403, "This WhatsApp channel has no verify token configured; reconnect the channel");
   if (query["hub.mode"] !== "subscribe") throw new WebhookRejected(403, `Unexpected hub.mode "${query["hub.mode"] ?? ""}": only "subscribe" is answered`);
-  if (!constantTimeEqual(query["hub.verify_token"] ?? "", verifyToken)) {
+  if (!equalSecret(query["hub.verify_token"] ?? "", verifyToken)) {
     throw new WebhookRejected(403, "The verify token does not match the one configured for this WhatsApp channel");
   }
   const challenge = query["hub.challenge"];
@@ -58,7 +54,7 @@ export function verifySignature(appSecret: string | undefined, header: string | 
   if (!appSecret) throw new WebhookRejected(403, "This WhatsApp channel has no app secret configured, so the webhook cannot be verified; reconnect the channel");
   const expected = "sha256=" + createHmac("sha256", appSecret).update(rawBody).digest("hex");
   // Lower-casing is not secret-dependent; Meta sends lower-case hex, but the check should not hinge on letter case.
-  if (!constantTimeEqual(header.trim().toLowerCase(), expected)) {
+  if (!equalSecret(header.trim().toLowerCase(), expected)) {
     throw new WebhookRejected(403, "The X-Hub-Signature-256 of the WhatsApp webhook does not match the app secret of this channel");
   }
 }
