@@ -4,6 +4,25 @@ import { Messenger } from "@chatcrm/contracts/chatcrm/channels/v1/events_pb";
 
 const email = z.email();
 
+// Stored values are readable names, not enum numbers, so a database reads well in a shell and survives enum
+// renumbering mistakes. Every service stores messengers by these names.
+const messengerNames: Record<Messenger, string> = {
+  [Messenger.UNSPECIFIED]: "",
+  [Messenger.TELEGRAM]: "telegram",
+  [Messenger.WHATSAPP]: "whatsapp",
+  [Messenger.VK]: "vk",
+  [Messenger.EMAIL]: "email",
+  [Messenger.WEB]: "web",
+  [Messenger.INSTAGRAM]: "instagram",
+};
+const messengersByName = new Map(Object.entries(messengerNames).map(([m, name]) => [name, Number(m) as Messenger]));
+
+/** The stored name of a messenger; undefined for UNSPECIFIED. */
+export const messengerName = (m: Messenger): string | undefined => messengerNames[m] || undefined;
+
+/** The messenger a stored name stands for; UNSPECIFIED for an unknown name. */
+export const messengerFromName = (name: string): Messenger => (name ? messengersByName.get(name) : undefined) ?? Messenger.UNSPECIFIED;
+
 export interface NormalizeOptions {
   /** ISO 3166 region for phone numbers written without a country code ("8 916 …" in Russia). */
   defaultRegion?: string;

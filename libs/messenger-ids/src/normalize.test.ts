@@ -1,5 +1,5 @@
 import { Messenger } from "@chatcrm/contracts/chatcrm/channels/v1/events_pb";
-import { normalizeMessengerId } from "./index";
+import { messengerFromName, messengerName, normalizeMessengerId } from "./index";
 
 describe("normalizeMessengerId", () => {
   it.each([
@@ -22,5 +22,16 @@ describe("normalizeMessengerId", () => {
     [Messenger.UNSPECIFIED, "1"],
   ])("refuses %s %p with a reason", (messenger, raw) => {
     expect(normalizeMessengerId(messenger, raw)).toEqual({ problem: expect.any(String) });
+  });
+});
+
+describe("messenger names", () => {
+  it("round-trips every messenger through its stored name", () => {
+    for (const m of [Messenger.TELEGRAM, Messenger.WHATSAPP, Messenger.VK, Messenger.EMAIL, Messenger.WEB, Messenger.INSTAGRAM]) {
+      expect(messengerFromName(messengerName(m)!)).toBe(m);
+    }
+    expect(messengerName(Messenger.UNSPECIFIED)).toBeUndefined();
+    expect(messengerFromName("")).toBe(Messenger.UNSPECIFIED);
+    expect(messengerFromName("icq")).toBe(Messenger.UNSPECIFIED);
   });
 });

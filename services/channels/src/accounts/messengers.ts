@@ -1,19 +1,17 @@
-import { Messenger } from "@chatcrm/contracts/chatcrm/channels/v1/events_pb";
+import type { Messenger } from "@chatcrm/contracts/chatcrm/channels/v1/events_pb";
+import { messengerFromName, messengerName } from "@chatcrm/messenger-ids";
 
-/** The messengers this service connects, by the name used in URLs, stored records and config. */
-export const MESSENGER_NAMES = {
-  telegram: Messenger.TELEGRAM,
-  whatsapp: Messenger.WHATSAPP,
-  vk: Messenger.VK,
-  email: Messenger.EMAIL,
-  web: Messenger.WEB,
-} as const;
+/** The messengers this service connects, by the stored name used in URLs, records and config. */
+const CONNECTABLE = ["telegram", "whatsapp", "vk", "email", "web"] as const;
 
-export type MessengerName = keyof typeof MESSENGER_NAMES;
+export type MessengerName = (typeof CONNECTABLE)[number];
 
-export const messengerOf = (name: string): Messenger => MESSENGER_NAMES[name as MessengerName] ?? Messenger.UNSPECIFIED;
+export const isMessengerName = (name: string): name is MessengerName => (CONNECTABLE as readonly string[]).includes(name);
 
-export const nameOfMessenger = (messenger: Messenger): MessengerName | undefined =>
-  (Object.entries(MESSENGER_NAMES) as [MessengerName, Messenger][]).find(([, m]) => m === messenger)?.[0];
+export const messengerOf = (name: string): Messenger => messengerFromName(name);
 
-export const isMessengerName = (name: string): name is MessengerName => name in MESSENGER_NAMES;
+/** The stored name of a messenger this service connects; undefined for any other. */
+export const nameOfMessenger = (messenger: Messenger): MessengerName | undefined => {
+  const name = messengerName(messenger);
+  return name && isMessengerName(name) ? name : undefined;
+};

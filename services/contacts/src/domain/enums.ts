@@ -1,22 +1,10 @@
-import { Messenger } from "@chatcrm/contracts/chatcrm/channels/v1/events_pb";
 import { ContactStatus, MessageAuthor } from "@chatcrm/contracts/chatcrm/contacts/v1/contacts_service_pb";
 import type { AuthorName, StatusName } from "../store/contact-document";
 
 // Stored values are readable names, not enum numbers, so the database reads well in a shell and survives enum
 // renumbering mistakes.
 
-const messengerNames: Record<Messenger, string> = {
-  [Messenger.UNSPECIFIED]: "",
-  [Messenger.TELEGRAM]: "telegram",
-  [Messenger.WHATSAPP]: "whatsapp",
-  [Messenger.VK]: "vk",
-  [Messenger.EMAIL]: "email",
-  [Messenger.WEB]: "web",
-  [Messenger.INSTAGRAM]: "instagram",
-};
-
-export const messengerName = (m: Messenger): string | undefined => messengerNames[m] || undefined;
-export const messengerFromName = (name: string): Messenger => (Number(Object.entries(messengerNames).find(([, n]) => n === name)?.[0]) as Messenger) || Messenger.UNSPECIFIED;
+export { messengerFromName, messengerName } from "@chatcrm/messenger-ids";
 
 const statusNames: Partial<Record<ContactStatus, StatusName>> = {
   [ContactStatus.SUBSCRIBED]: "subscribed",
