@@ -8,7 +8,7 @@ import type { SecretBox } from "../crypto/secret-box";
 import { hashInboundSecret } from "../providers/email/email-adapter";
 import { ChannelSetupError, type AccountView, type ProviderAdapter } from "../providers/provider";
 import type { ChannelDoc } from "../store/models";
-import { messengerOf, type MessengerName } from "./messengers";
+import { messengerOf, webhookPath, type MessengerName } from "./messengers";
 import { settingsFromRequest } from "./connect-settings";
 import { widgetKeyFor } from "../widget/widget-key";
 
@@ -50,8 +50,6 @@ export class ChannelRegistry {
     return this.adapters[messenger];
   }
 
-  webhookPath = (messenger: MessengerName, channelId: string) => `/webhooks/${messenger}/${channelId}`;
-
   async connect(projectId: string, request: ConnectChannelRequest): Promise<{ doc: ChannelDoc; inboundSecret: string }> {
     const name = request.name.trim();
     if (!name || name.length > 100) throw invalidArgument("name", "give the channel a name of 1 to 100 characters");
@@ -66,7 +64,7 @@ export class ChannelRegistry {
     let connected = { settings, secrets, accountLabel: name };
     if (messenger !== "web") {
       try {
-        connected = await this.adapters[messenger].connect({ channelId, settings, secrets, webhookUrl: `${this.publicBaseUrl.replace(/\/$/, "")}${this.webhookPath(messenger, channelId)}` });
+        connected = await this.adapters[messenger].connect({ channelId, settings, secrets, webhookUrl: `${this.publicBaseUrl.replace(/\/$/, "")}${webhookPath(messenger, channelId)}` });
       } catch (err) {
         if (err instanceof ChannelSetupError) throw invalidArgument(err.field, err.message);
         throw err;

@@ -15,3 +15,6 @@ export const nameOfMessenger = (messenger: Messenger): MessengerName | undefined
   const name = messengerName(messenger);
   return name && isMessengerName(name) ? name : undefined;
 };
+
+/** Where a channel's provider posts (the web widget has one endpoint for all its channels). */
+export const webhookPath = (messenger: string, channelId: string) => (messenger === "web" ? "/widget/v1/ws" : `/webhooks/${messenger}/${channelId}`);

@@ -68,4 +68,17 @@ export class SecretBox {
   verify(value: string, tag: string): boolean {
     return equalSecret(tag, this.sign(value));
   }
+
+  /** "<id>.<tag>": an id handed out for `purpose` (a widget key, a visitor token) that comes back unforged. */
+  signedId(purpose: string, id: string): string {
+    return `${id}.${this.sign(`${purpose}:${id}`)}`;
+  }
+
+  /** The id inside a signedId of this purpose, or null when the token is not one. */
+  idOfSigned(purpose: string, token: string): string | null {
+    const dot = token.lastIndexOf(".");
+    if (dot <= 0) return null;
+    const id = token.slice(0, dot);
+    return this.verify(`${purpose}:${id}`, token.slice(dot + 1)) ? id : null;
+  }
 }

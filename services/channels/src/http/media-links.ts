@@ -20,6 +20,7 @@ export class MediaLinks {
 
   private sign = (channelId: string, ref: string) => this.box.sign(`media:${channelId}:${ref}`);
 
+  // The reference travels in the path and the tag in the query (a ref may hold dots), so signedId does not fit.
   link(channelId: string, ref: string): string {
     return `${this.publicBaseUrl.replace(/\/$/, "")}/media/${channelId}/${encodeURIComponent(ref)}?sig=${this.sign(channelId, ref)}`;
   }

@@ -174,9 +174,13 @@ export class ResendJobs {
         .limit(50)
         .lean<LastBotMessageDoc[]>();
       if (chats.length === 0) break;
+      // The page's original messages in one read, not one per chat.
+      const originals = new Map(
+        (await this.models.messages.find({ _id: { $in: chats.map((c) => c.commandId) } }).lean<MessageDoc[]>()).map((m) => [m._id, m]),
+      );
       for (const chat of chats) {
         if (!(await alive())) return;
-        const sent = await this.resendOne(job, chat);
+        const sent = await this.resendOne(job, chat, originals.get(chat.commandId));
         lastId = chat._id;
         done++;
         if (sent) resent++;
@@ -198,8 +202,7 @@ export class ResendJobs {
     return true;
   }
 
-  private async resendOne(job: ResendJobDoc, chat: LastBotMessageDoc): Promise<boolean> {
-    const original = await this.models.messages.findById(chat.commandId).lean<MessageDoc>();
+  private async resendOne(job: ResendJobDoc, chat: LastBotMessageDoc, original: MessageDoc | undefined): Promise<boolean> {
     const channel = await this.registry.resolve(chat.channelId);
     if (!original || !channel || channel.doc.state !== "connected") return false;
     const commandId = createHash("sha256").update(`${job._id}|${original._id}`).digest("hex").slice(0, 32);

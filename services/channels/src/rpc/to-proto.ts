@@ -2,12 +2,11 @@ import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { ChannelSchema, ChannelState, LoggedMessageSchema, MessageDirection, ResendJobSchema, ResendJobState } from "@chatcrm/contracts/chatcrm/channels/v1/channels_service_pb";
 import { DeliveryState, MessageKind } from "@chatcrm/contracts/chatcrm/channels/v1/events_pb";
-import { messengerOf, type MessengerName } from "../accounts/messengers";
+import { messengerOf, webhookPath } from "../accounts/messengers";
 import { originOf } from "../outbound/status-events";
 import type { ResendJobDoc } from "../resend/resend-jobs";
 import { stateOfRank, type ChannelDoc, type MessageDoc } from "../store/models";
 
-const webhookPath = (doc: ChannelDoc) => (doc.messenger === "web" ? "/widget/v1/ws" : `/webhooks/${doc.messenger as MessengerName}/${doc._id}`);
 
 /** A channel as any API shows it: never a secret. */
 export const channelToProto = (doc: ChannelDoc) =>
@@ -16,7 +15,7 @@ export const channelToProto = (doc: ChannelDoc) =>
     messenger: messengerOf(doc.messenger),
     name: doc.name,
     state: doc.state === "connected" ? ChannelState.CONNECTED : ChannelState.DISCONNECTED,
-    webhookPath: webhookPath(doc),
+    webhookPath: webhookPath(doc.messenger, doc._id),
     accountLabel: doc.accountLabel,
     widgetKey: doc.widgetKey,
     allowedOrigins: doc.allowedOrigins ?? [],
