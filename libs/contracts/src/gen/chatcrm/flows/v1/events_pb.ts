@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file chatcrm/flows/v1/events.proto.
  */
 export const file_chatcrm_flows_v1_events: GenFile = /*@__PURE__*/
-  fileDesc("Ch1jaGF0Y3JtL2Zsb3dzL3YxL2V2ZW50cy5wcm90bxIQY2hhdGNybS5mbG93cy52MSKhAQoLRmxvd0NvbW1hbmQSEgoKY29tbWFuZF9pZBgBIAEoCRISCgpwcm9qZWN0X2lkGAIgASgJEhIKCmNvbnRhY3RfaWQYAyABKAkSDwoHZmxvd19pZBgEIAEoCRIQCghibG9ja19pZBgFIAEoCRIzCgZhY3Rpb24YBiABKA4yIy5jaGF0Y3JtLmZsb3dzLnYxLkZsb3dDb21tYW5kQWN0aW9uKnUKEUZsb3dDb21tYW5kQWN0aW9uEiMKH0ZMT1dfQ09NTUFORF9BQ1RJT05fVU5TUEVDSUZJRUQQABIdChlGTE9XX0NPTU1BTkRfQUNUSU9OX1NUQVJUEAESHAoYRkxPV19DT01NQU5EX0FDVElPTl9TVE9QEAJiBnByb3RvMw");
+  fileDesc("Ch1jaGF0Y3JtL2Zsb3dzL3YxL2V2ZW50cy5wcm90bxIQY2hhdGNybS5mbG93cy52MSKhAQoLRmxvd0NvbW1hbmQSEgoKY29tbWFuZF9pZBgBIAEoCRISCgpwcm9qZWN0X2lkGAIgASgJEhIKCmNvbnRhY3RfaWQYAyABKAkSDwoHZmxvd19pZBgEIAEoCRIQCghibG9ja19pZBgFIAEoCRIzCgZhY3Rpb24YBiABKA4yIy5jaGF0Y3JtLmZsb3dzLnYxLkZsb3dDb21tYW5kQWN0aW9uIp4BCgpUaW1lckZpcmVkEhAKCHRpbWVyX2lkGAEgASgJEhIKCnByb2plY3RfaWQYAiABKAkSEgoKY29udGFjdF9pZBgDIAEoCRISCgpzZXNzaW9uX2lkGAQgASgJEi8KB3B1cnBvc2UYBSABKA4yHi5jaGF0Y3JtLmZsb3dzLnYxLlRpbWVyUHVycG9zZRIRCglkdWVfYXRfbXMYBiABKAMqdQoRRmxvd0NvbW1hbmRBY3Rpb24SIwofRkxPV19DT01NQU5EX0FDVElPTl9VTlNQRUNJRklFRBAAEh0KGUZMT1dfQ09NTUFORF9BQ1RJT05fU1RBUlQQARIcChhGTE9XX0NPTU1BTkRfQUNUSU9OX1NUT1AQAiqOAQoMVGltZXJQdXJwb3NlEh0KGVRJTUVSX1BVUlBPU0VfVU5TUEVDSUZJRUQQABIfChtUSU1FUl9QVVJQT1NFX1JFUExZX1RJTUVPVVQQARIXChNUSU1FUl9QVVJQT1NFX0RFTEFZEAISJQohVElNRVJfUFVSUE9TRV9JTlRFR1JBVElPTl9USU1FT1VUEANiBnByb3RvMw");
 
 /**
  * Start or stop a flow for one contact, from a mass action or another service.
@@ -64,6 +64,55 @@ export const FlowCommandSchema: GenMessage<FlowCommand> = /*@__PURE__*/
   messageDesc(file_chatcrm_flows_v1_events, 0);
 
 /**
+ * A durable timer came due. Internal to the flow runtime: the timer wheel publishes it so that it reaches the
+ * contact's session through the same ordered path as its messages. It may be published more than once; a
+ * session acts on a timer only while it still waits on it.
+ * Topic: flows.timers.v1. Key: contact_id.
+ *
+ * @generated from message chatcrm.flows.v1.TimerFired
+ */
+export type TimerFired = Message<"chatcrm.flows.v1.TimerFired"> & {
+  /**
+   * @generated from field: string timer_id = 1;
+   */
+  timerId: string;
+
+  /**
+   * @generated from field: string project_id = 2;
+   */
+  projectId: string;
+
+  /**
+   * @generated from field: string contact_id = 3;
+   */
+  contactId: string;
+
+  /**
+   * @generated from field: string session_id = 4;
+   */
+  sessionId: string;
+
+  /**
+   * @generated from field: chatcrm.flows.v1.TimerPurpose purpose = 5;
+   */
+  purpose: TimerPurpose;
+
+  /**
+   * Milliseconds since the epoch when it was due; the lag metric is measured from it.
+   *
+   * @generated from field: int64 due_at_ms = 6;
+   */
+  dueAtMs: bigint;
+};
+
+/**
+ * Describes the message chatcrm.flows.v1.TimerFired.
+ * Use `create(TimerFiredSchema)` to create a new message.
+ */
+export const TimerFiredSchema: GenMessage<TimerFired> = /*@__PURE__*/
+  messageDesc(file_chatcrm_flows_v1_events, 1);
+
+/**
  * What a FlowCommand asks for.
  *
  * @generated from enum chatcrm.flows.v1.FlowCommandAction
@@ -90,4 +139,37 @@ export enum FlowCommandAction {
  */
 export const FlowCommandActionSchema: GenEnum<FlowCommandAction> = /*@__PURE__*/
   enumDesc(file_chatcrm_flows_v1_events, 0);
+
+/**
+ * What a durable timer was set for.
+ *
+ * @generated from enum chatcrm.flows.v1.TimerPurpose
+ */
+export enum TimerPurpose {
+  /**
+   * @generated from enum value: TIMER_PURPOSE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * @generated from enum value: TIMER_PURPOSE_REPLY_TIMEOUT = 1;
+   */
+  REPLY_TIMEOUT = 1,
+
+  /**
+   * @generated from enum value: TIMER_PURPOSE_DELAY = 2;
+   */
+  DELAY = 2,
+
+  /**
+   * @generated from enum value: TIMER_PURPOSE_INTEGRATION_TIMEOUT = 3;
+   */
+  INTEGRATION_TIMEOUT = 3,
+}
+
+/**
+ * Describes the enum chatcrm.flows.v1.TimerPurpose.
+ */
+export const TimerPurposeSchema: GenEnum<TimerPurpose> = /*@__PURE__*/
+  enumDesc(file_chatcrm_flows_v1_events, 1);
 
