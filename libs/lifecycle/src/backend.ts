@@ -33,8 +33,12 @@ export interface BackendContext {
   readonly processedEvents: MongoProcessedEventStore;
   /** Models whose indexes are synced before the service starts serving. */
   addModels(...models: IndexedModel[]): void;
-  /** A consumer started after the gRPC server and stopped before Kafka disconnects. */
-  addConsumer(options: Omit<EventConsumerOptions, "publisher" | "logger" | "processed">): EventConsumer;
+  /**
+   * A consumer started after the gRPC server and stopped before Kafka disconnects. Its handlers are deduplicated
+   * by event id through the processed-event store unless `ownIdempotency` says they keep their own record (a
+   * handler that records the event id in the same write as its effect needs no second lookup and write).
+   */
+  addConsumer(options: Omit<EventConsumerOptions, "publisher" | "logger" | "processed"> & { ownIdempotency?: boolean }): EventConsumer;
   addReadinessCheck(check: ReadinessCheck): void;
   /** Runs once the service serves gRPC and its consumers run (background workers start here). */
   onStarted(fn: () => Promise<void> | void): void;
@@ -100,8 +104,8 @@ export async function startBackend<T = void>(def: BackendDefinition<T>): Promise
     health,
     processedEvents,
     addModels: (...m) => void models.push(...m),
-    addConsumer: (options) => {
-      const consumer = new EventConsumer(kafka, { ...options, publisher, logger, processed: processedEvents });
+    addConsumer: ({ ownIdempotency, ...options }) => {
+      const consumer = new EventConsumer(kafka, { ...options, publisher, logger, processed: ownIdempotency ? undefined : processedEvents });
       consumers.push(consumer);
       return consumer;
     },
