@@ -6,6 +6,11 @@ export const Limits = {
   variableName: 100,
   variableValue: 4_000,
   variablesPerContact: 500,
+  comment: 4_000,
+  /** A last message's preview: the first characters of its text. */
+  excerpt: 200,
+  /** Comment ids remembered on a card, so a repeated AddComment adds its comment once. */
+  recentComments: 50,
   valuesPerField: 100,
   funnelHistory: 500,
   explicitSelection: 10_000,

@@ -38,10 +38,13 @@ const TIMELINE_KINDS: Record<string, TimelineKind> = Object.fromEntries(
 export function contactsServiceHandlers(deps: ContactsServiceDeps): ServiceHandlers<typeof ContactsService> {
   const { store, writer } = deps;
   const command =
-    <R extends { contact?: Parameters<ContactStore["get"]>[1] }>(decide: (req: R) => (doc: ContactDoc) => Change | null) =>
+    <R extends { contact?: Parameters<ContactStore["get"]>[1] }>(
+      decide: (req: R) => (doc: ContactDoc) => Change | null,
+      actor: (req: R, ctx: CallContext) => string = (_req, ctx) => actorOf(ctx.viewer()),
+    ) =>
     async (req: R, ctx: CallContext) => {
       const decision = decide(req);
-      const doc = await writer.mutate(ctx.projectId(), req.contact, actorOf(ctx.viewer()), decision);
+      const doc = await writer.mutate(ctx.projectId(), req.contact, actor(req, ctx), decision);
       return { contact: toContactProto(doc) };
     };
 
@@ -88,6 +91,7 @@ export function contactsServiceHandlers(deps: ContactsServiceDeps): ServiceHandl
     setRead: command((r) => commands.setRead(r.read)),
     assignOperator: command((r) => commands.assignOperator(r.operatorId)),
     setPinned: command((r) => commands.setPinned(r.pinned)),
+    addComment: command((r) => commands.addComment(r), (r) => commands.commentActor(r.authorOperatorId)),
 
     deleteContact: async (req, ctx) => {
       const doc = await store.get(ctx.projectId(), req.contact);

@@ -95,6 +95,8 @@ export interface ContactDoc {
   linkedContactIds: string[];
   /** The last inbound message ids applied, so a redelivered message is not counted twice. */
   recentInbound: string[];
+  /** The last Limits.recentComments comment ids added, so a repeated AddComment adds its comment once. */
+  recentCommentIds: string[];
   outbox: OutboxEntry[];
   /** Bumped by every write; command writes are compare-and-set on it. */
   rev: number;
@@ -155,6 +157,7 @@ function contactSchema() {
       lastMessage: { type: { author: String, operatorId: String, excerpt: String, hasAttachment: Boolean, at: Date, failed: Boolean, error: String, commandId: String }, _id: false },
       linkedContactIds: [String],
       recentInbound: [String],
+      recentCommentIds: [String],
       outbox: [{ _id: false, eventId: String, kind: String, changedFields: [String], at: Date, timeline: [Schema.Types.Mixed] }],
       rev: Number,
     },

@@ -1,6 +1,6 @@
 import { parsePhoneNumberFromString, type CountryCode } from "libphonenumber-js";
 import { z } from "zod";
-import { AnswerField, ContactStatus } from "@chatcrm/contracts/chatcrm/contacts/v1/contacts_service_pb";
+import { AnswerField, ContactStatus, type AddCommentRequest } from "@chatcrm/contracts/chatcrm/contacts/v1/contacts_service_pb";
 import { failedPrecondition, invalidArgument } from "@chatcrm/grpc";
 import { statusName } from "../domain/enums";
 import { checkNames, checkText, checkVariableName, Limits } from "../domain/limits";
@@ -147,3 +147,30 @@ export function setRead(read: boolean): Decide {
     return { set: { unread: true, unreadCount: Math.max(1, doc.unreadCount ?? 0) }, changedFields: ["unread", "unread_count"], timeline: [{ kind: "read_changed", subject: "unread", oldValue: "false", newValue: "true" }] };
   };
 }
+
+/**
+ * A comment in the chat (seed 003): it becomes the last message, authored COMMENT, and a timeline line naming the
+ * mentioned operator. A repeated comment_id adds it once: the card keeps the last Limits.recentComments ids.
+ */
+export function addComment(req: Pick<AddCommentRequest, "authorOperatorId" | "mentionedOperatorId" | "text" | "commentId">): Decide {
+  const text = checkText("text", req.text.trim(), Limits.comment);
+  if (!text) throw invalidArgument("text", "is empty");
+  const author = checkText("author_operator_id", req.authorOperatorId.trim());
+  const mentioned = checkText("mentioned_operator_id", req.mentionedOperatorId.trim());
+  const commentId = checkText("comment_id", req.commentId.trim());
+  return (doc) => {
+    const seen = doc.recentCommentIds ?? [];
+    if (commentId && seen.includes(commentId)) return null;
+    return {
+      set: {
+        lastMessage: { author: "comment", operatorId: author, excerpt: text.slice(0, Limits.excerpt), hasAttachment: false, at: new Date(), failed: false, error: "", commandId: "" },
+        ...(commentId ? { recentCommentIds: [...seen, commentId].slice(-Limits.recentComments) } : {}),
+      },
+      changedFields: ["last_message"],
+      timeline: [{ kind: "comment", subject: mentioned, oldValue: "", newValue: text }],
+    };
+  };
+}
+
+/** A comment's timeline actor is its author: the operator who wrote it, or the flow (the bot) when there is none. */
+export const commentActor = (authorOperatorId: string) => (authorOperatorId.trim() ? `operator:${authorOperatorId.trim()}` : "flow");

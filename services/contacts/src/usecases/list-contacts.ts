@@ -11,7 +11,7 @@ const MAX_PAGE = 200;
 
 
 // The card list never carries the outbox or the redelivery guard.
-const LIST_PROJECTION = { outbox: 0, recentInbound: 0, varNames: 0, varPairs: 0 };
+const LIST_PROJECTION = { outbox: 0, recentInbound: 0, recentCommentIds: 0, varNames: 0, varPairs: 0 };
 
 export interface ListRequest {
   filter?: ContactFilter;

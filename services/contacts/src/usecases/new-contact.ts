@@ -93,6 +93,7 @@ export function newContactDoc(c: NewContact, clientId: number): ContactDoc {
     lastMessage: null,
     linkedContactIds: [],
     recentInbound: [],
+    recentCommentIds: [],
     outbox: [],
     rev: 0,
   };

@@ -1,5 +1,5 @@
 import { Messenger } from "@chatcrm/contracts/chatcrm/channels/v1/events_pb";
-import { AnswerField, ContactStatus, TimelineKind } from "@chatcrm/contracts/chatcrm/contacts/v1/contacts_service_pb";
+import { AnswerField, ContactStatus, MessageAuthor, TimelineKind } from "@chatcrm/contracts/chatcrm/contacts/v1/contacts_service_pb";
 import { ContactChangeKind } from "@chatcrm/contracts/chatcrm/contacts/v1/events_pb";
 import { Status } from "@chatcrm/grpc";
 import { Topics } from "@chatcrm/kafka";
@@ -91,6 +91,36 @@ describe("contacts: commands, timeline, saved filters and import", () => {
     const imported = (await client.listContacts({ filter: { search: "9001" } }, as(project))).contacts[0]!;
     expect(imported.clientWrote).toBe(false);
     await expect(client.setRead({ contact: { ref: { case: "contactId", value: imported.contactId } }, read: false }, as(project))).rejects.toMatchObject({ code: Status.FAILED_PRECONDITION });
+  });
+
+  it("adds a comment as the last message, authored COMMENT, with a timeline line; a repeated comment_id adds it once (seed 003)", async () => {
+    const text = `Перезвонить после 18:00. ${"x".repeat(300)}`;
+    const comment = { contact: ref(), authorOperatorId: "op1", mentionedOperatorId: "op7", text, commentId: uniqueName("comment") };
+    const res = await client.addComment(comment, as(project, "op1"));
+    expect(res.contact?.lastMessage).toMatchObject({ author: MessageAuthor.COMMENT, operatorId: "op1", excerpt: text.slice(0, 200) });
+    expect(res.contact?.lastMessage?.at).toBeDefined();
+    await changes.waitFor("the comment's event", (e) => e.value.contactId === contactId && e.value.changedFields.join() === "last_message");
+    const again = await client.addComment(comment, as(project, "op1"));
+    expect(again.contact?.lastMessage).toEqual(res.contact?.lastMessage);
+    await client.addComment({ contact: ref(), text: "from the bot", commentId: uniqueName("step") }, as(project));
+    expect((await card()).lastMessage).toMatchObject({ author: MessageAuthor.COMMENT, operatorId: "", excerpt: "from the bot" });
+
+    const comments = (await client.listTimeline({ contact: ref() }, as(project))).entries.filter((e) => e.kind === TimelineKind.COMMENT);
+    expect(comments.map((e) => [e.subject, e.newValue, e.actor])).toEqual([
+      ["", "from the bot", "flow"],
+      ["op7", text, "operator:op1"],
+    ]);
+  });
+
+  it("refuses an empty or oversize comment and another project's contact, changing nothing", async () => {
+    const before = await card();
+    const timelineBefore = (await client.listTimeline({ contact: ref(), pageSize: 200 }, as(project))).entries;
+    await expect(client.addComment({ contact: ref(), text: "  ", commentId: "c-empty" }, as(project))).rejects.toMatchObject({ code: Status.INVALID_ARGUMENT, field: "text" });
+    await expect(client.addComment({ contact: ref(), text: "y".repeat(4001) }, as(project))).rejects.toMatchObject({ code: Status.INVALID_ARGUMENT, field: "text" });
+    await expect(client.addComment({ text: "no contact" }, as(project))).rejects.toMatchObject({ code: Status.INVALID_ARGUMENT, field: "contact" });
+    await expect(client.addComment({ contact: ref(), text: "intruder", commentId: "c-other" }, as(uniqueName("other")))).rejects.toMatchObject({ code: Status.NOT_FOUND });
+    expect(await card()).toEqual(before);
+    expect((await client.listTimeline({ contact: ref(), pageSize: 200 }, as(project))).entries).toEqual(timelineBefore);
   });
 
   it("imports ids separated by commas and new lines into a channel and a list, skipping duplicates and reporting invalid lines", async () => {

@@ -182,6 +182,7 @@ describe("commands from B on A's contacts", () => {
     ["setRead", (contact) => client.setRead({ contact, read: true }, as(B))],
     ["assignOperator", (contact) => client.assignOperator({ contact, operatorId: "intruder" }, as(B, "intruder"))],
     ["setPinned", (contact) => client.setPinned({ contact, pinned: true }, as(B))],
+    ["addComment", (contact) => client.addComment({ contact, text: "from B", commentId: "b-1" }, as(B))],
     ["deleteContact", (contact) => client.deleteContact({ contact, blacklist: true }, as(B))],
   ];
 
