@@ -1,6 +1,25 @@
-import { serviceBaseSchema } from "@chatcrm/config";
+import { z } from "zod";
+import { grpcAddress, positiveInt, serviceBaseSchema } from "@chatcrm/config";
 
 /** Environment of the flow-runtime service; see .env.example. */
-export const configSchema = serviceBaseSchema({ grpcPort: 50053, database: "chatcrm_flow_runtime" });
+export const configSchema = serviceBaseSchema({ grpcPort: 50053, database: "chatcrm_flow_runtime" }).extend({
+  /** The contacts service, which owns the cards the flows read and change. */
+  CONTACTS_GRPC_ADDRESS: grpcAddress("127.0.0.1:50052"),
+  /** The Kafka consumer group; replicas of the service share it. */
+  KAFKA_CONSUMER_GROUP: z.string().min(1).default("flow-runtime"),
+  /** Kafka partitions handled at once; one contact's events stay in order (one partition each). */
+  CONSUMER_CONCURRENCY: positiveInt(12),
+  /** Region for phone answers written without a country code, when a flow names none (ISO 3166 alpha-2). */
+  DEFAULT_PHONE_REGION: z.string().regex(/^[A-Z]{2}$/, { error: "expected a two-letter country code such as RU" }).default("RU"),
+  /** Blocks one event may run through without a wait; a flow that loops (A→B→A) is stopped there and reported. */
+  FLOW_STEP_LIMIT: positiveInt(100),
+  /** Timers due within this window are held in memory and fired on time; later ones wait in the database. */
+  TIMER_LOOKAHEAD_MS: positiveInt(120_000),
+  /** How often the timer wheel looks for due buckets and for timers other replicas stored. */
+  TIMER_SCAN_INTERVAL_MS: positiveInt(10_000),
+  /** Effects a crash left unexecuted are retried from here after this long. */
+  EFFECT_RELAY_AFTER_MS: positiveInt(30_000),
+  EFFECT_RELAY_INTERVAL_MS: positiveInt(15_000),
+});
 
-export type Config = ReturnType<typeof configSchema.parse>;
+export type Config = z.infer<typeof configSchema>;
