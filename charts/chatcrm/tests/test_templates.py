@@ -68,6 +68,13 @@ class ChartTemplates(unittest.TestCase):
         self.assertEqual(env["FLOW_RUNTIME_GRPC_ADDR"], "rel-flow-runtime:50053")
         self.assertEqual(len([k for k in env if k.endswith("_GRPC_ADDR")]), 6)
 
+    def test_a_service_gets_the_addresses_of_its_peers_only(self):
+        deployments = by_kind(render(), "Deployment")
+        flows = env_of(deployments["rel-flow-runtime"])
+        self.assertEqual(flows["CONTACTS_GRPC_ADDR"], "rel-contacts:50052")
+        self.assertEqual([k for k in flows if k.endswith("_GRPC_ADDR")], ["CONTACTS_GRPC_ADDR"])
+        self.assertEqual([k for k in env_of(deployments["rel-contacts"]) if k.endswith("_GRPC_ADDR")], [])
+
     def test_channels_gets_its_webhook_port_and_secrets_key_from_a_secret(self):
         docs = render()
         channels = by_kind(docs, "Deployment")["rel-channels"]

@@ -31,7 +31,7 @@ export function startFlowRuntime(config: Config, logger: Logger) {
       const flows = new FlowStore(models);
       const store = new StateStore(states);
       const salesPlans = new SalesPlans(plans);
-      const contacts = createGrpcClient(ContactsService, config.CONTACTS_GRPC_ADDRESS);
+      const contacts = createGrpcClient(ContactsService, config.CONTACTS_GRPC_ADDR);
       const timers = new TimerWheel(
         connection.db!,
         (t) =>

@@ -4,7 +4,7 @@ import { grpcAddress, positiveInt, serviceBaseSchema } from "@chatcrm/config";
 /** Environment of the flow-runtime service; see .env.example. */
 export const configSchema = serviceBaseSchema({ grpcPort: 50053, database: "chatcrm_flow_runtime" }).extend({
   /** The contacts service, which owns the cards the flows read and change. */
-  CONTACTS_GRPC_ADDRESS: grpcAddress("127.0.0.1:50052"),
+  CONTACTS_GRPC_ADDR: grpcAddress("127.0.0.1:50052"),
   /** The Kafka consumer group; replicas of the service share it. */
   KAFKA_CONSUMER_GROUP: z.string().min(1).default("flow-runtime"),
   /** Kafka partitions handled at once; one contact's events stay in order (one partition each). */

@@ -41,7 +41,7 @@ export async function startRuntime(name: string, contactsPort: number, overrides
   const config: Config = {
     ...configSchema.parse({ MONGO_URL: base.MONGO_URL, KAFKA_BROKERS: base.KAFKA_BROKERS.join(",") }),
     ...base,
-    CONTACTS_GRPC_ADDRESS: `127.0.0.1:${contactsPort}`,
+    CONTACTS_GRPC_ADDR: `127.0.0.1:${contactsPort}`,
     KAFKA_CONSUMER_GROUP: `${name}_flows`,
     TIMER_SCAN_INTERVAL_MS: 500,
     EFFECT_RELAY_AFTER_MS: 1_000,

@@ -1,5 +1,5 @@
 import { create } from "@bufbuild/protobuf";
-import { AnswerField } from "@chatcrm/contracts/chatcrm/contacts/v1/contacts_service_pb";
+import { AnswerField, MassActionKind } from "@chatcrm/contracts/chatcrm/contacts/v1/contacts_service_pb";
 import { ContactResolvedMessageSchema } from "@chatcrm/contracts/chatcrm/contacts/v1/events_pb";
 import { AnswerKind, CheckOperator, CheckSubject, DelayUnit, EdgePort, HttpMethod, TimeoutBehavior, TriggerKind, type Flow } from "@chatcrm/contracts/chatcrm/flows/v1/flow_pb";
 import { SessionWait } from "@chatcrm/contracts/chatcrm/flows/v1/flow_pb";
@@ -361,6 +361,39 @@ describe("flow runtime: the seed scenarios against real Kafka, FerretDB and the 
     const some = (await flows.listFlows({}, as(project))).flows[0]!;
     await expect(flows.getFlow({ flowId: some.flowId }, as(uniqueName("other")))).rejects.toMatchObject({ code: Status.NOT_FOUND });
     await expect(flows.getFlow({ flowId: some.flowId }, {})).rejects.toMatchObject({ code: Status.UNAUTHENTICATED });
+  });
+
+  test("manual start for one contact (once per idempotency key), a mass action start, and a stop command", async () => {
+    const flow = await create_({
+      name: "Manual",
+      entryBlockId: "hi",
+      blocks: [message("hi", "Started by hand, {{first_name}}"), { blockId: "wait", kind: { case: "delay", value: { amount: 1n, unit: DelayUnit.DAYS } } }],
+      edges: [next("hi", "wait")],
+    });
+    const s = new Subscriber(project);
+    await s.says("hello");
+    const contact = await contactOf(s);
+    const first = await flows.startFlow({ contactId: contact.contactId, flowId: flow.flowId, idempotencyKey: "k1" }, as(project));
+    const again = await flows.startFlow({ contactId: contact.contactId, flowId: flow.flowId, idempotencyKey: "k1" }, as(project));
+    expect(again.commandId).toBe(first.commandId);
+    await waitText(s, "Started by hand, Ivan");
+    await waitFor("the copy seen", () => runtime.parts.stepper.metrics.duplicates > 0);
+    expect(textsTo(s)).toEqual(["Started by hand, Ivan"]);
+    expect((await sessionsOf(contact.contactId)).map((x) => x.wait)).toEqual([SessionWait.DELAY]);
+    await flows.stopFlow({ contactId: contact.contactId, flowId: flow.flowId }, as(project));
+    await waitFor("the session stopped", async () => (await sessionsOf(contact.contactId)).length === 0);
+
+    await expect(flows.startFlow({ contactId: contact.contactId, flowId: flow.flowId, blockId: "nowhere" }, as(project))).rejects.toMatchObject({ code: Status.INVALID_ARGUMENT, field: "block_id" });
+    await expect(flows.startFlow({ contactId: contact.contactId, flowId: "" }, as(project))).rejects.toMatchObject({ code: Status.INVALID_ARGUMENT, field: "flow_id" });
+    await expect(flows.startFlow({ contactId: contact.contactId, flowId: flow.flowId }, as(uniqueName("other")))).rejects.toMatchObject({ code: Status.NOT_FOUND });
+
+    // The contacts service's mass action "start bot" (seed 001) reaches the runtime as a start command.
+    const { job } = await contacts.startMassAction(
+      { action: { kind: MassActionKind.START_FLOW, flowId: flow.flowId }, selection: { selection: { case: "contactIds", value: { ids: [contact.contactId] } } } },
+      as(project),
+    );
+    expect(job?.jobId).toBeTruthy();
+    await waitText(s, "Started by hand, Ivan", 2);
   });
 
   test("a delay and a pending question survive a restart of the service, and each fires once", async () => {
