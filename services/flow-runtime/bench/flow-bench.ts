@@ -1,0 +1,457 @@
+/**
+ * Flow-runtime benchmark (see REPORT.md next to this file).
+ *
+ * Starts the real contacts service and the real flow runtime in this process (as test/harness.ts does, with the
+ * service defaults for the timer scan and the effect relay, and a warn-level logger) against the harness's Kafka and
+ * MongoDB-compatible server, each on a fresh database, and measures:
+ *   1. throughput: a looping flow question → message → question → message → back, driven by ContactResolvedMessage
+ *      events published straight to contacts.resolved-messages.v1 (as contacts would after resolving the contact),
+ *      in rounds: every contact sends one message per round (the first is the keyword that starts the flow), and a
+ *      round ends when every contact's replies were read back from channels.send-commands.v1. Two populations of
+ *      contacts (the state documents FerretDB has to scan grow with it);
+ *   2. timers: 1,000,000 timers due 1–7 days ahead stored through TimerWheel.scheduleMany in batches, with the heap
+ *      and RSS after a forced GC every 250,000; then, while they are pending, the firing lag of timers stored through
+ *      schedule() (held in memory), of timers stored only through scheduleMany (found by the periodic scan), and end
+ *      to end of a flow's 10 s delay block (the message after it read back from the send-commands topic).
+ * At the end the services stop, their databases are dropped (in that order: see stopAndDrop) and the consumer
+ * groups deleted. Prints the figures and writes a JSON summary (dist/bench/flows-<ms>.json or BENCH_JSON).
+ *
+ * Run: npm run bench:flows  (env: MONGO_URL, KAFKA_BROKERS, BENCH_*; see readSettings below)
+ */
+import { create, fromBinary } from "@bufbuild/protobuf";
+import { mkdirSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { performance } from "node:perf_hooks";
+import type { Consumer } from "kafkajs";
+import { InboundMessageSchema, Messenger, MessageKind, SendMessageCommandSchema } from "@chatcrm/contracts/chatcrm/channels/v1/events_pb";
+import { ContactResolvedMessageSchema } from "@chatcrm/contracts/chatcrm/contacts/v1/events_pb";
+import { AnswerKind, DelayUnit, EdgePort, FlowDefinitionSchema, TriggerKind } from "@chatcrm/contracts/chatcrm/flows/v1/flow_pb";
+import { FlowsService } from "@chatcrm/contracts/chatcrm/flows/v1/flows_service_pb";
+import { createGrpcClient } from "@chatcrm/grpc";
+import { createKafka, EventPublisher, Header, headersToStrings, Topics, type OutgoingEvent } from "@chatcrm/kafka";
+import { createLogger } from "@chatcrm/logging";
+import { benchMachine, callAs, startGroupsAtEnd, stopAndDrop } from "@chatcrm/testing";
+// The runtime reads and changes cards through the real contacts service, so the bench starts one beside it.
+// eslint-disable-next-line @nx/enforce-module-boundaries
+import { startContacts } from "../../contacts/src/app";
+// eslint-disable-next-line @nx/enforce-module-boundaries
+import { configSchema as contactsConfigSchema } from "../../contacts/src/config";
+import { startFlowRuntime } from "../src/app";
+import { configSchema, type Config } from "../src/config";
+import type { TimerDoc } from "../src/timers/timer-wheel";
+
+type Env = NodeJS.ProcessEnv;
+
+function readSettings(env: Env) {
+  const int = (name: string, fallback: number) => {
+    const raw = env[name];
+    if (raw === undefined || raw === "") return fallback;
+    const n = Number(raw);
+    if (!Number.isInteger(n) || n < 0) throw new Error(`${name}=${raw}: expected a whole number`);
+    return n;
+  };
+  if (!env.MONGO_URL || !env.KAFKA_BROKERS) throw new Error("set MONGO_URL and KAFKA_BROKERS (the test harness: CHATCRM_INSTANCE=test bash deploy/local/infra.sh start)");
+  return {
+    mongoUrl: env.MONGO_URL,
+    kafkaBrokers: env.KAFKA_BROKERS.split(",").map((b) => b.trim()),
+    /** Throughput populations: contacts, and answer rounds after the starting (keyword) round, for each ("200:3,2000:1"
+     *  adds a second population; on FerretDB one round of 2,000 contacts takes many minutes: see REPORT.md). */
+    populations: (env.BENCH_POPULATIONS || "200:3").split(",").map((p) => {
+      const [contacts, rounds] = p.split(":").map(Number);
+      return { contacts: contacts!, rounds: rounds! };
+    }),
+    /** A round with no reply for this long is cut off and reported incomplete. */
+    stallSeconds: int("BENCH_STALL", 30),
+    timers: int("BENCH_TIMERS", 1_000_000),
+    timerBatch: int("BENCH_TIMER_BATCH", 10_000),
+    heldTimers: int("BENCH_HELD_TIMERS", 5_000),
+    scannedTimers: int("BENCH_SCANNED_TIMERS", 1_000),
+    delayContacts: int("BENCH_DELAY_CONTACTS", 50),
+    scanIntervalMs: int("BENCH_TIMER_SCAN_MS", 10_000),
+    json: env.BENCH_JSON ?? "",
+  };
+}
+type Settings = ReturnType<typeof readSettings>;
+
+const log = (...parts: unknown[]) => console.log(`[${new Date().toISOString().slice(11, 19)}]`, ...parts);
+const sleep = (t: number) => new Promise((r) => setTimeout(r, t));
+const r1 = (x: number) => +x.toFixed(1);
+const quantile = (sorted: number[], q: number) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))]! : NaN);
+function dist(xs: number[]) {
+  const s = [...xs].sort((a, b) => a - b);
+  return { n: s.length, p50: r1(quantile(s, 0.5)), p99: r1(quantile(s, 0.99)), max: r1(s[s.length - 1] ?? NaN) };
+}
+const median = (xs: number[]) => quantile([...xs].sort((a, b) => a - b), 0.5);
+const gc = () => (globalThis as { gc?: () => void }).gc?.();
+function memory() {
+  gc();
+  const m = process.memoryUsage();
+  return { heapUsedMiB: r1(m.heapUsed / 2 ** 20), rssMiB: r1(m.rss / 2 ** 20), gcForced: typeof (globalThis as { gc?: unknown }).gc === "function" };
+}
+
+/** Time spent in the runtime's own calls, by wrapping methods of its instances from here (src is not changed). */
+class Timings {
+  private calls = new Map<string, { n: number; ms: number }>();
+  wrap(target: object, method: string, label: (args: unknown[]) => string = () => method): void {
+    const obj = target as Record<string, (...args: unknown[]) => Promise<unknown>>;
+    const original = obj[method]!.bind(target);
+    obj[method] = async (...args: unknown[]) => {
+      const t = performance.now();
+      try {
+        return await original(...args);
+      } finally {
+        const key = label(args);
+        const c = this.calls.get(key) ?? { n: 0, ms: 0 };
+        c.n++;
+        c.ms += performance.now() - t;
+        this.calls.set(key, c);
+      }
+    };
+  }
+  /** Calls and mean ms per call since the last take. */
+  take(): Record<string, { calls: number; meanMs: number }> {
+    const out = Object.fromEntries([...this.calls].map(([k, c]) => [k, { calls: c.n, meanMs: r1(c.ms / c.n) }]));
+    this.calls = new Map();
+    return out;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The services, as test/harness.ts starts them, with a quiet logger and the service's own timer/relay defaults.
+
+async function startStack(name: string, settings: Settings) {
+  const logger = createLogger({ service: "flow-bench", level: "warn" });
+  await startGroupsAtEnd(
+    {
+      [`${name}_contacts`]: [Topics.inboundMessages.name, Topics.deliveryStatuses.name, Topics.subscriberStatuses.name],
+      [`${name}_flows`]: [Topics.resolvedMessages.name, Topics.flowCommands.name, Topics.flowTimers.name, Topics.integrationResults.name],
+    },
+    logger,
+  );
+  const base = (database: string) => ({
+    GRPC_HOST: "127.0.0.1",
+    LOG_LEVEL: "warn" as const,
+    GRPC_PORT: 0,
+    MONGO_URL: settings.mongoUrl,
+    MONGO_DATABASE: database,
+    KAFKA_BROKERS: settings.kafkaBrokers,
+    KAFKA_CLIENT_ID: database,
+    KAFKA_REPLICATION_FACTOR: 1,
+    MONGO_TTL_INDEXES: false,
+  });
+  const env = { MONGO_URL: settings.mongoUrl, KAFKA_BROKERS: settings.kafkaBrokers.join(",") };
+  const contacts = await startContacts({ ...contactsConfigSchema.parse(env), ...base(`${name}_contacts`), KAFKA_CONSUMER_GROUP: `${name}_contacts` }, logger.child({ service: "contacts" }));
+  const config: Config = {
+    ...configSchema.parse(env),
+    ...base(`${name}_flows`),
+    CONTACTS_GRPC_ADDR: `127.0.0.1:${contacts.grpcPort}`,
+    KAFKA_CONSUMER_GROUP: `${name}_flows`,
+    TIMER_SCAN_INTERVAL_MS: settings.scanIntervalMs,
+  };
+  // Error level: the runtime warns once per message that SetFunnelPosition found no card (see REPORT.md).
+  const runtime = await startFlowRuntime(config, createLogger({ service: "flow-runtime", level: "error" }));
+  return { contacts, runtime, config, logger };
+}
+
+/** Reads a topic from its end (the group is committed there first) and hands the project's records on. */
+async function tap(settings: Settings, group: string, topic: string, projectId: string, onRecord: (value: Uint8Array, at: number) => void): Promise<Consumer> {
+  const logger = createLogger({ service: "flow-bench-tap", level: "warn" });
+  await startGroupsAtEnd({ [group]: [topic] }, logger);
+  const consumer = createKafka({ brokers: settings.kafkaBrokers, clientId: group, logger }).consumer({ groupId: group });
+  await consumer.connect();
+  await consumer.subscribe({ topic, fromBeginning: false });
+  const joined = new Promise<void>((resolve) => consumer.on(consumer.events.GROUP_JOIN, () => resolve()));
+  await consumer.run({
+    partitionsConsumedConcurrently: 4,
+    eachMessage: async ({ message }) => {
+      if (headersToStrings(message.headers)[Header.projectId] !== projectId) return;
+      onRecord(message.value ?? new Uint8Array(), Date.now());
+    },
+  });
+  await joined;
+  return consumer;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+
+async function main(env: Env) {
+  const settings = readSettings(env);
+  const startedAt = new Date();
+  const stamp = startedAt.getTime();
+  const name = `bench_flows_${stamp}`;
+  const project = `bench-flows-${stamp}`;
+  const machine = benchMachine();
+  log("machine", machine);
+  const summary: Record<string, unknown> = { benchmark: "flow-runtime", startedAt: startedAt.toISOString(), project, machine, settings: { ...settings } };
+
+  const { contacts, runtime, config, logger } = await startStack(name, settings);
+  summary.serviceConfig = { CONSUMER_CONCURRENCY: config.CONSUMER_CONCURRENCY, TIMER_LOOKAHEAD_MS: config.TIMER_LOOKAHEAD_MS, TIMER_SCAN_INTERVAL_MS: config.TIMER_SCAN_INTERVAL_MS, EFFECT_RELAY_INTERVAL_MS: config.EFFECT_RELAY_INTERVAL_MS };
+  const { timers, stepper, store } = runtime.parts;
+  const timings = new Timings();
+  for (const m of ["load", "save", "clearPending"]) timings.wrap(store, m, () => `store.${m}`);
+  const executor = (stepper as unknown as { executor: object }).executor;
+  timings.wrap(executor, "execute", () => "executor.execute (all effects of a step)");
+  timings.wrap(executor, "one", (args) => {
+    const e = args[2] as { kind: string; method?: string };
+    return `effect ${e.kind}${e.method ? `.${e.method}` : ""}`;
+  });
+  const flows = createGrpcClient(FlowsService, `127.0.0.1:${runtime.grpcPort}`);
+  const publisher = new EventPublisher(createKafka({ brokers: settings.kafkaBrokers, clientId: `${name}_driver`, logger }));
+  await publisher.connect();
+
+  // Replies per recipient, with the time each was read back.
+  const replies = new Map<string, { at: number; text: string }[]>();
+  let lastReplyAt = Date.now();
+  const sendsTap = await tap(settings, `${name}_tap_sends`, Topics.sendCommands.name, project, (value, at) => {
+    const c = fromBinary(SendMessageCommandSchema, value);
+    let list = replies.get(c.recipientId);
+    if (!list) replies.set(c.recipientId, (list = []));
+    list.push({ at, text: c.text });
+    lastReplyAt = at;
+  });
+  const fired = new Map<string, number>();
+  const timersTap = await tap(settings, `${name}_tap_timers`, Topics.flowTimers.name, project, (value, at) => {
+    const t = fromBinary(Topics.flowTimers.schema, value);
+    if (!fired.has(t.timerId)) fired.set(t.timerId, at - Number(t.dueAtMs));
+  });
+
+  let failed: unknown;
+  try {
+    // -------------------------------------------------------------------------------------------------------
+    // Phase 1: throughput through question and message blocks.
+    const next = (from: string, to: string) => ({ fromBlockId: from, toBlockId: to, port: EdgePort.NEXT, buttonPayload: "" });
+    const question = (blockId: string, text: string) => ({ blockId, kind: { case: "question" as const, value: { prompt: { text }, expect: AnswerKind.TEXT, retries: 1 } } });
+    const message = (blockId: string, text: string) => ({ blockId, kind: { case: "message" as const, value: { text } } });
+    await flows.createFlow(
+      {
+        definition: create(FlowDefinitionSchema, {
+          name: "Bench loop",
+          entryBlockId: "q1",
+          triggers: [{ kind: TriggerKind.KEYWORD, values: ["start"] }],
+          blocks: [question("q1", "Question one?"), message("m1", "got {{first_name}}"), question("q2", "Question two?"), message("m2", "thanks {{first_name}}")],
+          edges: [next("q1", "m1"), next("m1", "q2"), next("q2", "m2"), next("m2", "q1")],
+        }),
+      },
+      callAs(project),
+    );
+    await flows.createFlow(
+      {
+        definition: create(FlowDefinitionSchema, {
+          name: "Bench delay",
+          entryBlockId: "w",
+          triggers: [{ kind: TriggerKind.KEYWORD, values: ["wait"] }],
+          blocks: [message("w", "waiting"), { blockId: "d", kind: { case: "delay", value: { amount: 10n, unit: DelayUnit.SECONDS } } }, message("done", "done")],
+          edges: [next("w", "d"), next("d", "done")],
+        }),
+      },
+      callAs(project),
+    );
+
+    const resolved = (contactId: string, senderId: string, text: string, seq: number): OutgoingEvent<typeof Topics.resolvedMessages.schema> => {
+      const messageId = `${contactId}-m${seq}`;
+      return {
+        key: contactId,
+        projectId: project,
+        eventId: messageId,
+        value: create(ContactResolvedMessageSchema, {
+          message: { messageId, projectId: project, channelId: "tg-bench", messenger: Messenger.TELEGRAM, senderId, kind: MessageKind.TEXT, text },
+          contact: { contactId, channelId: "tg-bench", messenger: Messenger.TELEGRAM, messengerUserId: senderId, firstName: "Ivan" },
+          firstTouch: seq === 0,
+        }),
+      };
+    };
+
+    /** One round: every contact sends one message; done when each has `expected` replies in all. */
+    const round = async (ids: string[], seq: number, text: string, expected: number) => {
+      const published = new Map<string, number>();
+      const t0 = Date.now();
+      lastReplyAt = t0;
+      for (let i = 0; i < ids.length; i += 500) {
+        const chunk = ids.slice(i, i + 500);
+        const at = Date.now();
+        for (const id of chunk) published.set(id, at);
+        await publisher.publishBatch(Topics.resolvedMessages, chunk.map((id) => resolved(id, id, text, seq)));
+      }
+      const publishedMs = Date.now() - t0;
+      const done = () => ids.every((id) => (replies.get(id)?.length ?? 0) >= expected);
+      while (!done() && Date.now() - lastReplyAt < settings.stallSeconds * 1000) await sleep(20);
+      const latencies: number[] = [];
+      let end = t0;
+      let complete = 0;
+      for (const id of ids) {
+        const list = replies.get(id) ?? [];
+        if (list.length >= expected) {
+          complete++;
+          const at = list[expected - 1]!.at;
+          latencies.push(at - published.get(id)!);
+          end = Math.max(end, at);
+        }
+      }
+      const seconds = (end - t0) / 1000;
+      return { seq, messages: ids.length, handled: complete, seconds: r1(seconds), msgPerS: r1(complete / seconds), publishMs: publishedMs, latencyMs: dist(latencies) };
+    };
+
+    const throughput: Record<string, unknown>[] = [];
+    let offset = 0;
+    for (const pop of settings.populations) {
+      const ids = Array.from({ length: pop.contacts }, (_, i) => `bc${stamp.toString(36)}-${offset + i}`);
+      offset += pop.contacts;
+      const stateDocsBefore = await runtime.context.mongo.connection.db!.collection("contact_states").countDocuments();
+      const rounds = [];
+      const t = process.cpuUsage();
+      const wall = Date.now();
+      // Round 0: the keyword starts the flow, one reply (question one). Each later answer: a message and a question.
+      for (let seq = 0; seq <= pop.rounds; seq++) {
+        const r = await round(ids, seq, seq === 0 ? "start" : `answer ${seq}`, 1 + 2 * seq);
+        log(`throughput, ${pop.contacts} contacts, round ${seq}:`, r);
+        rounds.push(r);
+        if (r.handled < r.messages) break;
+      }
+      const cpu = process.cpuUsage(t);
+      const calls = timings.take();
+      log("time per call:", calls);
+      const answerRounds = rounds.slice(1).filter((r) => r.handled === r.messages);
+      throughput.push({
+        contacts: pop.contacts,
+        stateDocsBefore,
+        rounds,
+        medianAnswerMsgPerS: r1(median(answerRounds.map((r) => r.msgPerS))),
+        medianAnswerP50Ms: r1(median(answerRounds.map((r) => r.latencyMs.p50))),
+        medianAnswerP99Ms: r1(median(answerRounds.map((r) => r.latencyMs.p99))),
+        runtimeCallsMs: calls,
+        benchProcessCpuPct: r1(((cpu.user + cpu.system) / 1000 / (Date.now() - wall)) * 100),
+      });
+    }
+    summary.throughput = throughput;
+    summary.stepperAfterThroughput = structuredClone(stepper.metrics);
+
+    // -------------------------------------------------------------------------------------------------------
+    // Phase 2: a million pending timers, memory, then firing lag while they wait.
+    const timerDoc = (id: string, dueAtMs: number, contact = id): TimerDoc => ({ _id: id, projectId: project, contactId: contact, sessionId: `s-${id}`, purpose: 1, dueAtMs });
+    const samples = [{ stored: 0, inMemory: timers.inMemory, ...memory(), atS: 0 }];
+    const insertT0 = Date.now();
+    let segmentT0 = insertT0;
+    const segments: { from: number; to: number; perS: number }[] = [];
+    const DAY = 86_400_000;
+    for (let stored = 0; stored < settings.timers; ) {
+      const n = Math.min(settings.timerBatch, settings.timers - stored);
+      const now = Date.now();
+      const batch = Array.from({ length: n }, (_, i) => timerDoc(`b${stored + i}`, now + DAY + Math.floor(Math.random() * 6 * DAY), `bt${(stored + i) % 50_000}`));
+      await timers.scheduleMany(batch);
+      const before = stored;
+      stored += n;
+      if (Math.floor(stored / (settings.timers / 4)) > Math.floor(before / (settings.timers / 4)) || stored === settings.timers) {
+        const t = Date.now();
+        segments.push({ from: samples[samples.length - 1]!.stored, to: stored, perS: Math.round(((stored - samples[samples.length - 1]!.stored) / (t - segmentT0)) * 1000) });
+        segmentT0 = t;
+        samples.push({ stored, inMemory: timers.inMemory, ...memory(), atS: r1((t - insertT0) / 1000) });
+        log("timers stored:", samples[samples.length - 1], segments[segments.length - 1]);
+      }
+    }
+    const insertSeconds = (Date.now() - insertT0) / 1000;
+    const bucketCount = (await runtime.context.mongo.connection.db!.listCollections({}, { nameOnly: true }).toArray()).filter((c) => c.name.startsWith("timers_")).length;
+
+    // Firing lag while the million wait.
+    const lagsBefore = timers.lags.length;
+    const delayIds = Array.from({ length: settings.delayContacts }, (_, i) => `bd${stamp.toString(36)}-${i}`);
+    // A timer event carries no card: the runtime asks contacts for it, so these contacts must exist there. They
+    // enter as channels would publish them, and contacts resolves them (the whole path).
+    await publisher.publishBatch(
+      Topics.inboundMessages,
+      delayIds.map((id) => ({
+        key: `tg-bench:${id}`,
+        projectId: project,
+        eventId: `${id}-m0`,
+        value: create(InboundMessageSchema, { messageId: `${id}-m0`, projectId: project, channelId: "tg-bench", messenger: Messenger.TELEGRAM, senderId: id, sender: { firstName: "Ivan" }, kind: MessageKind.TEXT, text: "wait" }),
+      })),
+    );
+    const scanned = Array.from({ length: settings.scannedTimers }, (_, i) => timerDoc(`sc${i}`, Date.now() + 20_000 + Math.floor(Math.random() * 40_000)));
+    const scannedT0 = Date.now();
+    await timers.scheduleMany(scanned);
+    const scannedInsertMs = Date.now() - scannedT0;
+    const heldT0 = Date.now();
+    let h = 0;
+    await Promise.all(
+      Array.from({ length: 16 }, async () => {
+        while (h < settings.heldTimers) {
+          const i = h++;
+          await timers.schedule(timerDoc(`hd${i}`, Date.now() + 5_000 + Math.floor(Math.random() * 25_000)));
+        }
+      }),
+    );
+    const heldInsertMs = Date.now() - heldT0;
+    log(`lag timers stored: ${settings.heldTimers} held in ${heldInsertMs} ms, ${settings.scannedTimers} for the scan in ${scannedInsertMs} ms; inMemory ${timers.inMemory}`);
+    const midLag = { inMemory: timers.inMemory, ...memory() };
+    const expectFired = settings.heldTimers + settings.scannedTimers;
+    const firedOf = (prefix: string) => [...fired].filter(([id]) => id.startsWith(prefix)).map(([, lag]) => lag);
+    const firedCount = () => firedOf("hd").length + firedOf("sc").length;
+    const deadline = Date.now() + 150_000;
+    const delayDone = () => delayIds.filter((id) => (replies.get(id) ?? []).some((r) => r.text === "done")).length;
+    while ((firedCount() < expectFired || delayDone() < delayIds.length) && Date.now() < deadline) await sleep(250);
+    const delayLags = delayIds.flatMap((id) => {
+      const list = replies.get(id) ?? [];
+      const w = list.find((r) => r.text === "waiting");
+      const d = list.find((r) => r.text === "done");
+      return w && d ? [d.at - w.at - 10_000] : [];
+    });
+    const afterLag = { inMemory: timers.inMemory, ...memory() };
+    summary.timers = {
+      stored: settings.timers,
+      batch: settings.timerBatch,
+      insertSeconds: r1(insertSeconds),
+      insertPerS: Math.round(settings.timers / insertSeconds),
+      segments,
+      bucketCollections: bucketCount,
+      memory: samples,
+      memoryDuringLagTest: midLag,
+      memoryAfterLagTest: afterLag,
+      heldInsertMs,
+      scannedInsertMs,
+      lagMs: {
+        heldTapped: dist(firedOf("hd")),
+        scannedTapped: dist(firedOf("sc")),
+        wheelHandedToKafka: dist(timers.lags.slice(lagsBefore)),
+        delayEndToEnd: dist(delayLags),
+        delayContacts: delayIds.length,
+        missing: { held: settings.heldTimers - firedOf("hd").length, scanned: settings.scannedTimers - firedOf("sc").length, delay: delayIds.length - delayLags.length },
+      },
+    };
+    summary.stepperAtEnd = structuredClone(stepper.metrics);
+    summary.runtimeCallsDuringTimers = timings.take();
+    log("timers:", JSON.stringify(summary.timers, null, 1));
+  } catch (err) {
+    failed = err;
+    summary.error = String((err as Error).stack ?? err);
+    log("FAILED", err);
+  } finally {
+    await sendsTap.disconnect().catch(() => undefined);
+    await timersTap.disconnect().catch(() => undefined);
+    await publisher.disconnect().catch(() => undefined);
+    flows.close();
+    const stopT0 = Date.now();
+    await stopAndDrop(runtime).catch((err: unknown) => log("stopping the runtime / dropping its database failed", err));
+    await stopAndDrop(contacts).catch((err: unknown) => log("stopping contacts / dropping its database failed", err));
+    summary.stopAndDropSeconds = r1((Date.now() - stopT0) / 1000);
+    const admin = createKafka({ brokers: settings.kafkaBrokers, clientId: `${name}_admin`, logger }).admin();
+    await admin.connect();
+    await admin.deleteGroups([`${name}_contacts`, `${name}_flows`, `${name}_tap_sends`, `${name}_tap_timers`]).catch((err: unknown) => log("deleting the consumer groups failed", err));
+    await admin.disconnect();
+  }
+  summary.finishedAt = new Date().toISOString();
+  const out = settings.json || path.resolve("dist/bench", `flows-${stamp}.json`);
+  mkdirSync(path.dirname(out), { recursive: true });
+  writeFileSync(out, JSON.stringify(summary, null, 2));
+  log(`summary written to ${out}`);
+  if (failed) process.exitCode = 1;
+}
+
+// The benchmark is an entry point like a service's main.ts: the one place that reads the environment.
+// eslint-disable-next-line no-restricted-properties
+const processEnv = process.env;
+main(processEnv).then(
+  () => setTimeout(() => process.exit(), 500).unref(),
+  (err: unknown) => {
+    console.error(err);
+    process.exit(1);
+  },
+);
