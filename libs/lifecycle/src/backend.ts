@@ -44,6 +44,12 @@ export interface BackendContext {
   onStarted(fn: () => Promise<void> | void): void;
   /** Runs at shutdown, after consumers stop and before Kafka and MongoDB close; last added runs first. */
   onShutdown(name: string, fn: () => Promise<void> | void): void;
+  /**
+   * Runs `pass` every `intervalMs` (outbox relays and the like). A pass that outlasts the interval (a slow
+   * database) is not started over by the next tick; a failing one is logged and tried again at the next. At
+   * shutdown (as a hook named `what`) the ticks stop and the pass in flight is awaited.
+   */
+  every(what: string, intervalMs: number, pass: () => Promise<unknown>): void;
 }
 
 export interface BackendDefinition<T = void> {
@@ -112,6 +118,21 @@ export async function startBackend<T = void>(def: BackendDefinition<T>): Promise
     addReadinessCheck: (check) => void checks.push(check),
     onStarted: (fn) => void startedHooks.push(fn),
     onShutdown: (hookName, fn) => void hooks.push({ name: hookName, fn }),
+    every: (what, intervalMs, pass) => {
+      let running: Promise<unknown> | undefined;
+      const timer = setInterval(() => {
+        running ??= pass()
+          .catch((err: unknown) => logger.warn({ err }, `${what} failed; retrying later`))
+          .finally(() => (running = undefined));
+      }, intervalMs);
+      hooks.push({
+        name: what,
+        fn: async () => {
+          clearInterval(timer);
+          await running;
+        },
+      });
+    },
   };
 
   const step = async (what: string, fn: () => Promise<unknown>) => {

@@ -4,3 +4,4 @@ export { scopeToProject, TenantCollection, type TenantDocument } from "./tenant-
 export { BULK_WRITE_SLICE, bulkWriteInSlices } from "./bulk-write";
 export { insertManyIgnoringDuplicates, isDuplicateKey, onlyDuplicateKeys } from "./duplicates";
 export { LeasedJobRunner, type LeasedJob, type LeasedJobOptions } from "./leased-jobs";
+export { storedBytes } from "./stored-bytes";

@@ -52,6 +52,14 @@ export async function waitFor<T>(what: string, check: () => Promise<T | undefine
   }
 }
 
+/**
+ * A service's whole configuration for a suite: its schema's defaults (with `env` as the environment would give it),
+ * then the harness settings of `base` over them.
+ */
+export function serviceTestConfig<T>(schema: { parse(env: unknown): T }, base: ReturnType<typeof testBackendConfig>, env: Record<string, string | undefined> = {}) {
+  return { ...schema.parse({ MONGO_URL: base.MONGO_URL, KAFKA_BROKERS: base.KAFKA_BROKERS.join(","), ...env }), ...base };
+}
+
 /** A backend configuration pointing at the harness, on an ephemeral gRPC port and a database of its own. */
 export function testBackendConfig(database: string) {
   const { kafkaBrokers, mongoUrl } = testInfra();

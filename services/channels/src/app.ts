@@ -96,14 +96,6 @@ export function startChannels(config: Config, logger: Logger) {
       });
       const parts = { registry, models, acceptor, dispatcher, durable, resend, hub, webhookPort: 0 };
 
-      let relaying: Promise<unknown> | undefined;
-      const relay = setInterval(() => {
-        relaying ??= durable
-          .relay()
-          .catch((err: unknown) => logger.warn({ err }, "relay of stored webhook events failed; retrying later"))
-          .finally(() => (relaying = undefined));
-      }, config.INBOUND_RELAY_INTERVAL_MS);
-
       ctx.onStarted(async () => {
         // What a crash left stored goes out before new webhooks, so they do not overtake it.
         while ((await durable.relay()) > 0);
@@ -113,11 +105,11 @@ export function startChannels(config: Config, logger: Logger) {
         resend.runner.start();
       });
       ctx.onShutdown("webhooks", async () => {
-        clearInterval(relay);
         hub.closeAll();
         await http.close();
-        await relaying;
       });
+      // Registered after the webhooks hook, so at shutdown it stops first (hooks run last-added first).
+      ctx.every("relay of stored webhook events", config.INBOUND_RELAY_INTERVAL_MS, () => durable.relay());
       ctx.onShutdown("resend jobs", () => resend.runner.stop());
       ctx.onShutdown("SMTP pools", () => email.close());
       return parts;

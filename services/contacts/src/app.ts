@@ -54,18 +54,8 @@ export function startContacts(config: Config, logger: Logger) {
       });
 
       // Events a crash or a Kafka outage left unpublished go out from here; mass actions resume from their records.
-      // A pass that outlasts the interval (a slow database) is not started over by the next tick.
-      let relaying: Promise<unknown> | undefined;
-      const relay = setInterval(() => {
-        relaying ??= Promise.all([writer.relay(config.OUTBOX_RELAY_AFTER_MS), deleter.relay(config.OUTBOX_RELAY_AFTER_MS)])
-          .catch((err: unknown) => logger.warn({ err }, "outbox relay failed; retrying later"))
-          .finally(() => (relaying = undefined));
-      }, config.OUTBOX_RELAY_INTERVAL_MS);
+      ctx.every("outbox relay", config.OUTBOX_RELAY_INTERVAL_MS, () => Promise.all([writer.relay(config.OUTBOX_RELAY_AFTER_MS), deleter.relay(config.OUTBOX_RELAY_AFTER_MS)]));
       ctx.onStarted(() => runner.start());
-      ctx.onShutdown("outbox relay", async () => {
-        clearInterval(relay);
-        await relaying;
-      });
       ctx.onShutdown("mass actions", () => runner.stop());
       return { store, writer, deleter, ingest, runner };
     },

@@ -57,21 +57,14 @@ export function startFlowRuntime(config: Config, logger: Logger) {
         subscriptions: flowEventSubscriptions(stepper),
       });
 
-      // Effects of a step that crashed half-way are finished from here (the next event of the contact would too).
-      let relaying: Promise<unknown> | undefined;
-      const relay = setInterval(() => {
-        relaying ??= store
-          .stranded(config.EFFECT_RELAY_AFTER_MS)
-          .then((docs) => Promise.all(docs.map((d) => stepper.finishPending(d.projectId, d.contactId))))
-          .catch((err: unknown) => logger.warn({ err }, "finishing stranded flow effects failed; retrying later"))
-          .finally(() => (relaying = undefined));
-      }, config.EFFECT_RELAY_INTERVAL_MS);
-      ctx.onStarted(() => timers.start());
+      // Closed after the relay below has stopped (hooks run last-added first): the relay calls contacts.
       ctx.onShutdown("contacts client", () => contacts.close());
-      ctx.onShutdown("effect relay", async () => {
-        clearInterval(relay);
-        await relaying;
+      // Effects of a step that crashed half-way are finished from here (the next event of the contact would too).
+      ctx.every("finishing stranded flow effects", config.EFFECT_RELAY_INTERVAL_MS, async () => {
+        const stranded = await store.stranded(config.EFFECT_RELAY_AFTER_MS);
+        await Promise.all(stranded.map((d) => stepper.finishPending(d.projectId, d.contactId)));
       });
+      ctx.onStarted(() => timers.start());
       ctx.onShutdown("timer wheel", () => timers.stop());
       return { flows, store, stepper, timers, salesPlans };
     },

@@ -5,7 +5,7 @@ import { FlowDefinitionSchema, type FlowDefinition } from "@chatcrm/contracts/ch
 import { FlowsService } from "@chatcrm/contracts/chatcrm/flows/v1/flows_service_pb";
 import { createGrpcClient } from "@chatcrm/grpc";
 import { Topics, EventPublisher, createKafka } from "@chatcrm/kafka";
-import { startGroupsAtEnd, testBackendConfig, testLogger, uniqueName } from "@chatcrm/testing";
+import { serviceTestConfig, startGroupsAtEnd, testBackendConfig, testInfra, testLogger, uniqueName } from "@chatcrm/testing";
 // Flows read and change cards through the real contacts service, so the suites start one beside the runtime.
 // eslint-disable-next-line @nx/enforce-module-boundaries
 import { startContacts } from "../../contacts/src/app";
@@ -29,7 +29,7 @@ export async function startFlowStack(name: string, overrides: Partial<Config> = 
   );
   const contactsBase = testBackendConfig(`${name}_contacts`);
   const contacts = await startContacts(
-    { ...contactsConfigSchema.parse({ MONGO_URL: contactsBase.MONGO_URL, KAFKA_BROKERS: contactsBase.KAFKA_BROKERS.join(",") }), ...contactsBase, KAFKA_CONSUMER_GROUP: `${name}_contacts` },
+    { ...serviceTestConfig(contactsConfigSchema, contactsBase), KAFKA_CONSUMER_GROUP: `${name}_contacts` },
     testLogger("contacts"),
   );
   const runtime = await startRuntime(name, contacts.grpcPort, overrides);
@@ -39,8 +39,7 @@ export async function startFlowStack(name: string, overrides: Partial<Config> = 
 export async function startRuntime(name: string, contactsPort: number, overrides: Partial<Config> = {}) {
   const base = testBackendConfig(`${name}_flows`);
   const config: Config = {
-    ...configSchema.parse({ MONGO_URL: base.MONGO_URL, KAFKA_BROKERS: base.KAFKA_BROKERS.join(",") }),
-    ...base,
+    ...serviceTestConfig(configSchema, base),
     CONTACTS_GRPC_ADDR: `127.0.0.1:${contactsPort}`,
     KAFKA_CONSUMER_GROUP: `${name}_flows`,
     TIMER_SCAN_INTERVAL_MS: 500,
@@ -59,7 +58,7 @@ export const definition = (init: MessageInitShape<typeof FlowDefinitionSchema>):
 
 /** Publishes what channels would: an inbound message from one Telegram subscriber of the project. */
 export class Subscriber {
-  private static publisher: EventPublisher | undefined;
+  private static shared: EventPublisher | undefined;
   readonly senderId = String(Math.floor(Math.random() * 1e12));
 
   constructor(
@@ -67,17 +66,18 @@ export class Subscriber {
     readonly channelId = "tg-bot",
   ) {}
 
-  static async publisher_(): Promise<EventPublisher> {
-    if (!Subscriber.publisher) {
-      Subscriber.publisher = new EventPublisher(createKafka({ brokers: testBackendConfig("x").KAFKA_BROKERS, clientId: "flow-tests", logger: testLogger("kafka") }));
-      await Subscriber.publisher.connect();
+  /** One producer for the whole suite: what channels would publish, and what integrations would answer. */
+  static async publisher(): Promise<EventPublisher> {
+    if (!Subscriber.shared) {
+      Subscriber.shared = new EventPublisher(createKafka({ brokers: testInfra().kafkaBrokers, clientId: "flow-tests", logger: testLogger("kafka") }));
+      await Subscriber.shared.connect();
     }
-    return Subscriber.publisher;
+    return Subscriber.shared;
   }
 
   static async close() {
-    await Subscriber.publisher?.disconnect();
-    Subscriber.publisher = undefined;
+    await Subscriber.shared?.disconnect();
+    Subscriber.shared = undefined;
   }
 
   async says(text: string, extra: MessageInitShape<typeof InboundMessageSchema> = {}): Promise<string> {
@@ -93,7 +93,7 @@ export class Subscriber {
       text,
       ...(extra as object),
     });
-    await (await Subscriber.publisher_()).publish(Topics.inboundMessages, { key: `${this.channelId}:${this.senderId}`, projectId: this.projectId, eventId: messageId, value });
+    await (await Subscriber.publisher()).publish(Topics.inboundMessages, { key: `${this.channelId}:${this.senderId}`, projectId: this.projectId, eventId: messageId, value });
     return messageId;
   }
 }

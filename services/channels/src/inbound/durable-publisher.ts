@@ -1,7 +1,7 @@
 import { create, fromBinary, toBinary, type DescMessage, type MessageInitShape } from "@bufbuild/protobuf";
 import { Topics, type EventPublisher, type TopicDefinition } from "@chatcrm/kafka";
 import type { Logger } from "@chatcrm/logging";
-import { insertManyIgnoringDuplicates } from "@chatcrm/mongo";
+import { insertManyIgnoringDuplicates, storedBytes } from "@chatcrm/mongo";
 import type { Model } from "mongoose";
 import type { PendingEventDoc } from "../store/models";
 
@@ -94,11 +94,3 @@ class PermanentlyRefused extends Error {}
 
 /** Broker errors that retrying the same record cannot fix. */
 const isRefusedForGood = (err: unknown) => ["MESSAGE_TOO_LARGE", "RECORD_LIST_TOO_LARGE", "INVALID_RECORD"].includes((err as { type?: string })?.type ?? "");
-
-/** A lean read returns BSON Binary, not Buffer, for a Buffer field. */
-function storedBytes(value: unknown): Uint8Array {
-  if (value instanceof Uint8Array) return value;
-  const inner = (value as { buffer?: unknown }).buffer;
-  if (inner instanceof Uint8Array) return inner;
-  throw new Error("a stored event's value is not binary");
-}

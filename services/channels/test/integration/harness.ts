@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { ChannelsService } from "@chatcrm/contracts/chatcrm/channels/v1/channels_service_pb";
 import { createGrpcClient, type GrpcClient } from "@chatcrm/grpc";
 import { Topics, type EventPublisher } from "@chatcrm/kafka";
-import { freePort, startGroupsAtEnd, testBackendConfig, testLogger, uniqueName } from "@chatcrm/testing";
+import { freePort, serviceTestConfig, startGroupsAtEnd, testBackendConfig, testLogger, uniqueName } from "@chatcrm/testing";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { MessageOrigin, type SendMessageCommandSchema } from "@chatcrm/contracts/chatcrm/channels/v1/events_pb";
 import { startChannels } from "../../src/app";
@@ -22,8 +22,7 @@ export async function startTestChannels(database: string, overrides: Partial<Con
   const base = testBackendConfig(database);
   const port = overrides.WEBHOOK_PORT || (await freePort());
   const config: Config = {
-    ...configSchema.parse({ MONGO_URL: base.MONGO_URL, KAFKA_BROKERS: base.KAFKA_BROKERS.join(","), CHANNEL_SECRETS_KEY: overrides.CHANNEL_SECRETS_KEY }),
-    ...base,
+    ...serviceTestConfig(configSchema, base, { CHANNEL_SECRETS_KEY: overrides.CHANNEL_SECRETS_KEY }),
     WEBHOOK_HOST: "127.0.0.1",
     WEBHOOK_PORT: port,
     PUBLIC_WEBHOOK_BASE_URL: `http://127.0.0.1:${port}`,

@@ -3,14 +3,14 @@ import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { InboundMessageSchema, Messenger, MessageKind, type InboundMessage } from "@chatcrm/contracts/chatcrm/channels/v1/events_pb";
 import { ContactsService } from "@chatcrm/contracts/chatcrm/contacts/v1/contacts_service_pb";
 import { createGrpcClient, type GrpcClient } from "@chatcrm/grpc";
-import { testBackendConfig, testLogger, uniqueName } from "@chatcrm/testing";
+import { serviceTestConfig, testBackendConfig, testLogger, uniqueName } from "@chatcrm/testing";
 import { startContacts } from "../../src/app";
 import { configSchema, type Config } from "../../src/config";
 
 /** The contacts service on the harness with its own database; `overrides` tunes batch sizes and timers. */
 export async function startTestContacts(database: string, overrides: Partial<Config> = {}) {
   const base = testBackendConfig(database);
-  const config: Config = { ...configSchema.parse({ MONGO_URL: base.MONGO_URL, KAFKA_BROKERS: base.KAFKA_BROKERS.join(",") }), ...base, KAFKA_CONSUMER_GROUP: database, MASS_ACTION_POLL_INTERVAL_MS: 200, ...overrides };
+  const config: Config = { ...serviceTestConfig(configSchema, base), KAFKA_CONSUMER_GROUP: database, MASS_ACTION_POLL_INTERVAL_MS: 200, ...overrides };
   return startContacts(config, testLogger("contacts"));
 }
 

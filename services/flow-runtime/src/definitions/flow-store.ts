@@ -3,9 +3,8 @@ import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { FlowSchema, type Flow, type FlowDefinition } from "@chatcrm/contracts/chatcrm/flows/v1/flow_pb";
 import { failedPrecondition, notFound } from "@chatcrm/grpc";
-import { TenantCollection } from "@chatcrm/mongo";
+import { storedBytes, TenantCollection } from "@chatcrm/mongo";
 import { Schema, type Connection, type Model } from "mongoose";
-import { asBuffer } from "../sessions/state-store";
 import { FlowShape } from "./flow-shape";
 
 /** The latest state of a flow; its versions are stored whole and never change. */
@@ -112,7 +111,7 @@ export class FlowStore {
     if (cached) return cached;
     const doc = await this.models.versions.findOne({ _id: versionId(flowId, version), projectId }).lean();
     if (!doc) return undefined;
-    const shape = new FlowShape(fromBinary(FlowSchema, asBuffer(doc.flow)));
+    const shape = new FlowShape(fromBinary(FlowSchema, storedBytes(doc.flow)));
     if (this.shapes.size > 10_000) this.shapes.clear();
     this.shapes.set(key, shape);
     return shape;

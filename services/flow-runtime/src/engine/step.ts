@@ -40,6 +40,8 @@ export interface StepOutcome {
   /** Problems a person should hear about (a loop stopped, a missing block). */
   reports: string[];
   ignored: Ignored;
+  /** A session ran into the step limit and was stopped. */
+  loopStopped: boolean;
 }
 
 /**
@@ -52,6 +54,7 @@ export class Step {
   readonly reports: string[] = [];
   private seq = 0;
   private fired = 0;
+  private loopStopped = false;
   /** Where each session stood when the step began, to record funnel moves once per session. */
   private readonly startBlocks: Map<string, string>;
   private readonly moved = new Map<string, { flowId: string; blockId: string }>();
@@ -82,7 +85,7 @@ export class Step {
   async run(input: StepInput): Promise<StepOutcome> {
     const ignored = await this.dispatch(input);
     this.recordFunnelMoves();
-    return { sessions: this.sessionList, effects: this.effects, reports: this.reports, ignored };
+    return { sessions: this.sessionList, effects: this.effects, reports: this.reports, ignored, loopStopped: this.loopStopped };
   }
 
   private async dispatch(input: StepInput): Promise<Ignored> {
@@ -140,6 +143,7 @@ export class Step {
       const next: string[] = [];
       for (const block of blocks) {
         if (++this.fired > this.settings.stepLimit) {
+          this.loopStopped = true;
           this.report(`flow ${shape.flow.flowId} ran ${this.settings.stepLimit} blocks without waiting (a loop through "${block.blockId}"); the session was stopped`);
           this.end(session);
           return;

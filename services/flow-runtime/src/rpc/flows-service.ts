@@ -1,4 +1,4 @@
-import { createHash } from "node:crypto";
+import { createHash, randomUUID } from "node:crypto";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { FlowCommandAction } from "@chatcrm/contracts/chatcrm/flows/v1/events_pb";
 import { SessionWait, type FlowDefinition } from "@chatcrm/contracts/chatcrm/flows/v1/flow_pb";
@@ -50,7 +50,7 @@ export function flowsServiceHandlers(deps: FlowsServiceDeps): ServiceHandlers<ty
       if (flow.archived) throw new RpcError(Status.FAILED_PRECONDITION, `flow ${flowId} is archived; no new sessions start in it`);
       if (blockId && !flow.blocks.some((b) => b.blockId === blockId)) throw invalidArgument("block_id", `flow ${flowId} has no block "${blockId}"`);
     }
-    const id = commandId(projectId, FlowCommandAction[action], key, `${FlowCommandAction[action]}:${crypto.randomUUID()}`);
+    const id = commandId(projectId, FlowCommandAction[action], key, `${FlowCommandAction[action]}:${randomUUID()}`);
     await deps.publisher.publish(Topics.flowCommands, { key: contactId, projectId, eventId: id, value: { commandId: id, projectId, contactId, flowId, blockId, action } });
     return { commandId: id };
   };

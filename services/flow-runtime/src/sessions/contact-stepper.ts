@@ -78,10 +78,8 @@ export class ContactStepper {
       }
       const step = new Step(projectId, contact, structuredClone(doc.sessions), this.flows, { ...this.settings, now: Date.now() }, input.eventId);
       const outcome = await step.run(input);
-      for (const report of outcome.reports) {
-        if (report.includes("without waiting")) this.metrics.loopsStopped++;
-        this.logger.warn({ projectId, contactId, event: input.kind }, report);
-      }
+      for (const report of outcome.reports) this.logger.warn({ projectId, contactId, event: input.kind }, report);
+      if (outcome.loopStopped) this.metrics.loopsStopped++;
       if (outcome.ignored) this.metrics.ignored[outcome.ignored]++;
       const unchanged = outcome.effects.length === 0 && JSON.stringify(outcome.sessions) === JSON.stringify(doc.sessions);
       if (unchanged) return;

@@ -1,3 +1,4 @@
+import { storedBytes } from "@chatcrm/mongo";
 import { Schema, type Connection, type Model } from "mongoose";
 
 /** What a session waits for; "" while it runs through blocks within one step. */
@@ -27,7 +28,7 @@ export interface EffectRecord {
   /** contacts: the ContactsService method (or "markUnread"). */
   method?: string;
   /** The request as protobuf binary (contacts, send, integration). */
-  payload?: Buffer;
+  payload?: Uint8Array;
   /** timer: when, for which session, why. */
   dueAtMs?: number;
   sessionId?: string;
@@ -91,7 +92,7 @@ export class StateStore {
   async load(projectId: string, contactId: string): Promise<ContactStateDoc> {
     const doc = await this.model.findOne({ _id: stateId(projectId, contactId), projectId }).lean();
     return doc
-      ? { ...doc, sessions: doc.sessions ?? [], recent: doc.recent ?? [], pending: (doc.pending ?? []).map((e) => ({ ...e, payload: e.payload === undefined ? undefined : asBuffer(e.payload) })) }
+      ? { ...doc, sessions: doc.sessions ?? [], recent: doc.recent ?? [], pending: (doc.pending ?? []).map((e) => ({ ...e, payload: e.payload === undefined ? undefined : storedBytes(e.payload) })) }
       : { _id: stateId(projectId, contactId), projectId, contactId, rev: 0, sessions: [], recent: [], pending: [], hasPending: false, updatedAt: new Date() };
   }
 
@@ -126,9 +127,4 @@ export class StateStore {
       .limit(limit)
       .lean();
   }
-}
-
-/** Mongo hands binary back as its own Binary type (lean reads); the engine works with Buffers. */
-export function asBuffer(value: unknown): Buffer {
-  return Buffer.isBuffer(value) ? value : Buffer.from((value as { buffer: Uint8Array }).buffer);
 }

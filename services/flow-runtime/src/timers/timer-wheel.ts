@@ -75,7 +75,12 @@ export class TimerWheel {
   /** Stores many timers at once (benchmarks, imports); none is held in memory until a scan finds it due. */
   async scheduleMany(timers: TimerDoc[]): Promise<void> {
     const byBucket = new Map<number, TimerDoc[]>();
-    for (const t of timers) byBucket.set(this.bucketOf(t.dueAtMs), [...(byBucket.get(this.bucketOf(t.dueAtMs)) ?? []), t]);
+    for (const t of timers) {
+      const bucket = this.bucketOf(t.dueAtMs);
+      const docs = byBucket.get(bucket);
+      if (docs) docs.push(t);
+      else byBucket.set(bucket, [t]);
+    }
     for (const [bucket, docs] of byBucket) {
       try {
         await this.db.collection<TimerDoc>(`${PREFIX}${bucket}`).insertMany(docs, { ordered: false });

@@ -1,9 +1,7 @@
 import { create } from "@bufbuild/protobuf";
 import { AnswerField, MassActionKind } from "@chatcrm/contracts/chatcrm/contacts/v1/contacts_service_pb";
 import { ContactResolvedMessageSchema } from "@chatcrm/contracts/chatcrm/contacts/v1/events_pb";
-import { AnswerKind, CheckOperator, CheckSubject, DelayUnit, EdgePort, HttpMethod, TimeoutBehavior, TriggerKind, type Flow } from "@chatcrm/contracts/chatcrm/flows/v1/flow_pb";
-import { SessionWait } from "@chatcrm/contracts/chatcrm/flows/v1/flow_pb";
-import { HttpMethod as Method } from "@chatcrm/contracts/chatcrm/flows/v1/flow_pb";
+import { AnswerKind, CheckOperator, CheckSubject, DelayUnit, EdgePort, HttpMethod, SessionWait, TimeoutBehavior, TriggerKind, type Flow } from "@chatcrm/contracts/chatcrm/flows/v1/flow_pb";
 import { RpcError, Status } from "@chatcrm/grpc";
 import { Topics } from "@chatcrm/kafka";
 import { stopAndDrop, tapTopic, testLogger, uniqueDatabase, uniqueName, waitFor } from "@chatcrm/testing";
@@ -30,10 +28,7 @@ describe("flow runtime: the seed scenarios against real Kafka, FerretDB and the 
   const textsTo = (s: Subscriber) => sends.events.filter((e) => e.value.recipientId === s.senderId).map((e) => e.value.text);
   const waitText = (s: Subscriber, text: string, count = 1, timeoutMs = 20_000) =>
     waitFor(`"${text}" sent to ${s.senderId} ${count}×`, () => textsTo(s).filter((t) => t === text).length >= count, timeoutMs);
-  const contactOf = async (s: Subscriber) => {
-    const found = await waitFor("the contact", async () => (await contacts.listContacts({ filter: { search: s.senderId }, pageSize: 5 }, as(project))).contacts[0]);
-    return found;
-  };
+  const contactOf = (s: Subscriber) => waitFor("the contact", async () => (await contacts.listContacts({ filter: { search: s.senderId }, pageSize: 5 }, as(project))).contacts[0]);
   const sessionsOf = async (contactId: string) => (await flows.listSessions({ contactId }, as(project))).sessions;
 
   beforeAll(async () => {
@@ -224,7 +219,7 @@ describe("flow runtime: the seed scenarios against real Kafka, FerretDB and the 
       ],
       edges: [next("push", "ok", EdgePort.SUCCESS), next("push", "fail", EdgePort.FAILURE)],
     });
-    const publisher = await Subscriber.publisher_();
+    const publisher = await Subscriber.publisher();
     const answer = async (s: Subscriber, ok: boolean) => {
       const contact = await contactOf(s);
       const [req] = await requests.waitFor("the request", (e) => e.value.contactId === contact.contactId);
@@ -242,7 +237,7 @@ describe("flow runtime: the seed scenarios against real Kafka, FerretDB and the 
     const req = await answer(lucky, true);
     expect(req.call.case).toBe("http");
     if (req.call.case !== "http") return;
-    expect(req.call.value.method).toBe(Method.POST);
+    expect(req.call.value.method).toBe(HttpMethod.POST);
     expect(req.call.value.url).toBe("https://crm.example.com/leads/Ivan%20Petrov?who=Ivan");
     expect(req.call.value.headers).toEqual([expect.objectContaining({ name: "X-Source", value: "direct" })]);
     expect(req.call.value.body).toBe('{"name":"Ivan","phone":"none"}');
@@ -292,7 +287,7 @@ describe("flow runtime: the seed scenarios against real Kafka, FerretDB and the 
     await s.says("still nobody listening");
     await waitFor("the message counted as ignored", () => runtime.parts.stepper.metrics.ignored["no-flow"] > ignored);
 
-    const publisher = await Subscriber.publisher_();
+    const publisher = await Subscriber.publisher();
     const resolved = create(ContactResolvedMessageSchema, {
       message: { messageId: uniqueName("dup"), projectId: project, channelId: s.channelId, senderId: s.senderId, text: "echo" },
       contact: { contactId: contact.contactId, channelId: s.channelId, messengerUserId: s.senderId, firstName: "Dup" },

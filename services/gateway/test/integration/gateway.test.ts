@@ -1,13 +1,12 @@
 import { Health } from "@chatcrm/contracts/grpc/health/v1/health_pb";
 import { GrpcServer, HealthState, healthHandlers, ServingStatus } from "@chatcrm/grpc";
-import { describeServiceSkeleton, testBackendConfig, testLogger, uniqueDatabase } from "@chatcrm/testing";
+import { describeServiceSkeleton, serviceTestConfig, testBackendConfig, testLogger, uniqueDatabase } from "@chatcrm/testing";
 import { startGateway } from "../../src/app";
 import { configSchema } from "../../src/config";
 
 const logger = testLogger("gateway");
 const gatewayConfig = (base: ReturnType<typeof testBackendConfig>, peers: Partial<Record<string, string>> = {}) => ({
-  ...configSchema.parse({ MONGO_URL: base.MONGO_URL, KAFKA_BROKERS: base.KAFKA_BROKERS.join(","), ...peers }),
-  ...base,
+  ...serviceTestConfig(configSchema, base, peers),
   HTTP_HOST: "127.0.0.1",
   HTTP_PORT: 0,
   PEER_HEALTH_TIMEOUT_MS: 1_000,
