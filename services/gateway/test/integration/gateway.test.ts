@@ -6,13 +6,18 @@ import { configSchema } from "../../src/config";
 
 const logger = testLogger("gateway");
 const gatewayConfig = (base: ReturnType<typeof testBackendConfig>, peers: Partial<Record<string, string>> = {}) => ({
-  ...serviceTestConfig(configSchema, base, peers),
+  ...serviceTestConfig(configSchema, base, { ACCESS_TOKEN_SECRET: "s".repeat(48), ...peers }),
   HTTP_HOST: "127.0.0.1",
   HTTP_PORT: 0,
   PEER_HEALTH_TIMEOUT_MS: 1_000,
 });
 
-describeServiceSkeleton("gateway", (base) => startGateway(gatewayConfig(base), logger), ["channels.send-commands.v1", "flows.commands.v1"]);
+describeServiceSkeleton("gateway", (base) => startGateway(gatewayConfig(base), logger), [
+  "channels.send-commands.v1",
+  "flows.commands.v1",
+  "contacts.resolved-messages.v1",
+  "contacts.contact-events.v1",
+]);
 
 describe("gateway system status over Connect JSON", () => {
   it("reports each backend as SERVING, NOT_SERVING or UNREACHABLE from its grpc.health.v1 answer", async () => {
