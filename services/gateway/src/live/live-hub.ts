@@ -22,6 +22,8 @@ const sees = (caller: Caller, assignedTo: string) => caller.kind === "api-key" |
 /** Callers whose unread counters are the same numbers share one query. */
 const unreadScope = (caller: Caller) => (caller.kind === "operator" && caller.role === "operator" ? `op:${caller.operatorId}` : "project");
 
+const unreadKey = (t: { unreadContacts: bigint; unreadMessages: bigint }) => `${t.unreadContacts}/${t.unreadMessages}`;
+
 /**
  * Fans the project's events out to the open update streams of this replica. Every replica reads every event
  * (its own consumer group), so a stream gets its updates whichever replica holds it. Unread counters are asked
@@ -49,7 +51,7 @@ export class LiveHub {
     this.byProject.set(caller.projectId, subs.add(sub));
     try {
       const totals = await this.unreadOf(caller);
-      sub.lastUnread = JSON.stringify(totals);
+      sub.lastUnread = unreadKey(totals);
       yield { update: { case: "unreadTotals", value: totals } };
       for (;;) {
         const next = await sub.next(signal, this.settings.heartbeatMs);
@@ -76,7 +78,7 @@ export class LiveHub {
       const update: Update = {
         update: { case: "contactUpdate", value: { contactId: e.contactId, kind: e.kind, changedFields: e.changedFields, card: e.card, at: e.at } },
       };
-      this.publish(e.projectId, e.contact?.operatorId ?? e.card?.operatorId ?? "", update);
+      this.publish(e.projectId, e.card?.operatorId ?? e.contact?.operatorId ?? "", update);
     }
   }
 
@@ -109,7 +111,7 @@ export class LiveHub {
     await Promise.all(
       [...scopes.values()].map(async (group) => {
         const totals = await this.unreadOf(group[0]!.caller);
-        const key = JSON.stringify(totals);
+        const key = unreadKey(totals);
         for (const sub of group) {
           if (sub.lastUnread === key) continue;
           sub.lastUnread = key;
