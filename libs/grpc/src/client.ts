@@ -2,7 +2,7 @@ import { create, type DescMessage, type DescMethod, type MessageShape } from "@b
 import * as grpc from "@grpc/grpc-js";
 import { injectTraceContext } from "@chatcrm/telemetry";
 import { fromServiceError, isServiceError } from "./errors";
-import { toServiceDefinition } from "./service-definition";
+import { CLIENT_METHOD_PREFIX, toClientDefinition } from "./service-definition";
 import type { AnyService, CallOptions, GrpcClient } from "./types";
 
 type AnyMessage = MessageShape<DescMessage>;
@@ -23,7 +23,7 @@ function buildMetadata(defaults: Record<string, string> | undefined, extra: Reco
 
 /** A typed client for one service at host:port, over an insecure channel (in-cluster traffic). */
 export function createGrpcClient<S extends AnyService>(service: S, address: string, options: GrpcClientOptions = {}): GrpcClient<S> {
-  const Ctor = grpc.makeGenericClientConstructor(toServiceDefinition(service), service.typeName);
+  const Ctor = grpc.makeGenericClientConstructor(toClientDefinition(service), service.typeName);
   const raw = new Ctor(address, grpc.credentials.createInsecure()) as unknown as Record<string, (...args: unknown[]) => unknown> & grpc.Client;
   const defaultTimeout = options.defaultTimeoutMs ?? 10_000;
   const client: Record<string, unknown> = { close: () => raw.close() };
@@ -31,7 +31,7 @@ export function createGrpcClient<S extends AnyService>(service: S, address: stri
   const callOptions = (opts: CallOptions | undefined): grpc.CallOptions => ({ deadline: Date.now() + (opts?.timeoutMs ?? defaultTimeout) });
 
   for (const method of service.methods) {
-    const invoke = raw[method.localName]!.bind(raw);
+    const invoke = raw[`${CLIENT_METHOD_PREFIX}${method.name}`]!.bind(raw);
     client[method.localName] = method.methodKind === "unary" ? unary(method, invoke) : serverStream(method, invoke);
   }
 

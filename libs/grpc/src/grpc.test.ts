@@ -8,6 +8,8 @@ import {
   type ServerReflectionResponse,
 } from "@chatcrm/contracts/grpc/reflection/v1/reflection_pb";
 import { SystemService } from "@chatcrm/contracts/chatcrm/system/v1/system_service_pb";
+import { ChannelsService } from "@chatcrm/contracts/chatcrm/channels/v1/channels_service_pb";
+import { toClientDefinition, toServiceDefinition } from "./service-definition";
 import { testLogger } from "@chatcrm/testing";
 import { createGrpcClient, GrpcServer, HealthState, healthHandlers, invalidArgument, OPERATOR_METADATA_KEY, PROJECT_METADATA_KEY, ROLE_METADATA_KEY, RpcError, Status } from "./index";
 
@@ -20,6 +22,19 @@ async function serve(setup: (server: GrpcServer) => void) {
   return `127.0.0.1:${await server.listen("127.0.0.1", 0)}`;
 }
 afterAll(() => Promise.all(servers.map((s) => s.shutdown(1_000))));
+
+describe("grpc-js client definitions", () => {
+  it("never shadow grpc.Client's own members (ChannelsService.GetChannel vs Client.getChannel)", () => {
+    const clientMembers = Object.getOwnPropertyNames(grpc.Client.prototype);
+    // The server-side keys are protobuf-es local names, which do collide; the client must not use them.
+    expect(Object.keys(toServiceDefinition(ChannelsService))).toContain("getChannel");
+    const Ctor = grpc.makeGenericClientConstructor(toClientDefinition(ChannelsService), ChannelsService.typeName);
+    const keys = Object.getOwnPropertyNames(Ctor.prototype).filter((k) => k !== "constructor");
+    expect(keys).toHaveLength(ChannelsService.methods.length);
+    expect(keys.filter((k) => clientMembers.includes(k))).toEqual([]);
+    expect(Ctor.prototype.getChannel).toBe(grpc.Client.prototype.getChannel);
+  });
+});
 
 describe("typed gRPC server and client over @grpc/grpc-js", () => {
   it("serves health from a HealthState and streams its changes", async () => {

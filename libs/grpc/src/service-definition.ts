@@ -25,3 +25,15 @@ function methodDefinition(method: DescMethod): MethodDefinition<MessageShape<Des
 export function toServiceDefinition(service: DescService): ServiceDefinition {
   return Object.fromEntries(service.methods.map((method) => [method.localName, methodDefinition(method)]));
 }
+
+/**
+ * The definition a client is built from. grpc-js puts every method on the client's prototype, where a method
+ * named like one of grpc.Client's own members (ChannelsService.GetChannel → getChannel) would replace it; the
+ * OpenTelemetry gRPC instrumentation calls client.getChannel() on every call and recursed until the stack
+ * overflowed. Client methods get a prefixed key and no originalName, so they never shadow the client's own.
+ */
+export const CLIENT_METHOD_PREFIX = "rpc$";
+
+export function toClientDefinition(service: DescService): ServiceDefinition {
+  return Object.fromEntries(service.methods.map((method) => [`${CLIENT_METHOD_PREFIX}${method.name}`, { ...methodDefinition(method), originalName: undefined }]));
+}
