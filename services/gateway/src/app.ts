@@ -89,7 +89,7 @@ export async function startGateway(config: Config, logger: Logger) {
             .service(ContactsService, forwardService(ContactsService, contacts, "contacts", timeoutMs))
             .service(ChannelsService, forwardService(ChannelsService, channels, "channels", timeoutMs))
             .service(FlowsService, forwardService(FlowsService, flows, "flow-runtime", timeoutMs)),
-        interceptors: [errorBoundary(logger), accessGuard({ authenticator, limits, contacts, timeoutMs })],
+        interceptors: [errorBoundary(logger), accessGuard({ authenticator, limits, contacts, channels, timeoutMs })],
         host: config.HTTP_HOST,
         port: config.HTTP_PORT,
         maxBodyBytes: config.HTTP_MAX_BODY_BYTES,

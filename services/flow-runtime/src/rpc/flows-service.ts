@@ -45,8 +45,9 @@ export function flowsServiceHandlers(deps: FlowsServiceDeps): ServiceHandlers<ty
   const command = async (projectId: string, action: FlowCommandAction, contactId: string, flowId: string, blockId: string, key: string) => {
     required(contactId, "contact_id");
     required(flowId, "flow_id");
+    // Stopping names the flow too: an unknown or foreign flow is NOT_FOUND, not a command that does nothing.
+    const flow = await flows.get(projectId, flowId);
     if (action === FlowCommandAction.START) {
-      const flow = await flows.get(projectId, flowId);
       if (flow.archived) throw new RpcError(Status.FAILED_PRECONDITION, `flow ${flowId} is archived; no new sessions start in it`);
       if (blockId && !flow.blocks.some((b) => b.blockId === blockId)) throw invalidArgument("block_id", `flow ${flowId} has no block "${blockId}"`);
     }

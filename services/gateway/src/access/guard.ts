@@ -1,4 +1,5 @@
 import type { Interceptor } from "@connectrpc/connect";
+import type { ChannelsService } from "@chatcrm/contracts/chatcrm/channels/v1/channels_service_pb";
 import type { ContactsService } from "@chatcrm/contracts/chatcrm/contacts/v1/contacts_service_pb";
 import { RpcError, Status, type GrpcClient } from "@chatcrm/grpc";
 import { fromBackend } from "../proxy/connect-errors";
@@ -11,6 +12,7 @@ export interface GuardDeps {
   authenticator: Authenticator;
   limits: RequestLimits;
   contacts: GrpcClient<typeof ContactsService>;
+  channels: GrpcClient<typeof ChannelsService>;
   timeoutMs: number;
 }
 
@@ -33,7 +35,11 @@ export function accessGuard(deps: GuardDeps): Interceptor {
     await deps.limits.take(caller);
     const audience = audienceOf(caller);
     if (!rule.allow.has(audience)) throw denied(`${AUDIENCE_WORDS[audience]} may not call ${req.method.name}`);
-    if (!req.stream) await checkClient(deps, rule, caller, req.message);
+    if (!req.stream) {
+      await checkClient(deps, rule, caller, req.message);
+      await checkChannel(deps, rule, caller, req.message);
+      stampAuthor(rule, caller, req.message);
+    }
     req.contextValues.set(callerKey, caller);
     return next(req);
   };
@@ -52,4 +58,23 @@ async function checkClient(deps: GuardDeps, rule: Rule, caller: Caller, message:
     throw fromBackend("contacts", err);
   }
   if (assignedTo && assignedTo !== caller.operatorId) throw denied("this client is assigned to another operator");
+}
+
+/** A channel id the backend would take on trust must name a channel of the caller's own project. */
+async function checkChannel(deps: GuardDeps, rule: Rule, caller: Caller, message: unknown): Promise<void> {
+  const channelId = rule.channel?.(message as never);
+  if (!channelId) return;
+  try {
+    await deps.channels.getChannel({ channelId }, { metadata: backendMetadata(caller), timeoutMs: deps.timeoutMs });
+  } catch (err) {
+    throw fromBackend("channels", err);
+  }
+}
+
+/** People write only in their own name; a program (API key) may name the operator it acts for. */
+function stampAuthor(rule: Rule, caller: Caller, message: unknown): void {
+  if (!rule.author || caller.kind !== "operator") return;
+  const named = rule.author.read(message as never);
+  if (named && named !== caller.operatorId) throw denied("you can write only in your own name: leave the author empty or name yourself");
+  rule.author.write(message as never, caller.operatorId);
 }

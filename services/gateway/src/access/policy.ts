@@ -14,6 +14,10 @@ export interface Rule {
   public?: true;
   allow: ReadonlySet<Audience>;
   contact?: ContactOf;
+  /** The request names a channel the backend takes on trust: it must be one of the caller's project. */
+  channel?: (request: never) => string;
+  /** The request names an operator as its author: a person may only write as themselves (empty means the caller). */
+  author?: { read: (request: never) => string; write: (request: never, operatorId: string) => void };
 }
 
 const everyone = new Set<Audience>(["admin", "operator", "api-key"]);
@@ -26,11 +30,6 @@ const read: Rule = { allow: everyone };
 const manage: Rule = { allow: managers };
 const byContactRef: Rule = { allow: everyone, contact: (r: { contact?: ContactRef }) => r.contact };
 const byContactId: Rule = { allow: everyone, contact: (r: { contactId: string }) => ({ ref: { case: "contactId", value: r.contactId } }) };
-// A raw send may name a new WhatsApp number or email address (seed 002); with a contact id it acts on that client.
-const bySendTarget: Rule = {
-  allow: everyone,
-  contact: (r: { contactId: string }) => (r.contactId ? { ref: { case: "contactId", value: r.contactId } } : undefined),
-};
 
 /** Every method the public API serves, by "<package>.<Service>/<Method>". A method missing here is refused. */
 export const POLICY: Readonly<Record<string, Rule>> = {
@@ -70,7 +69,10 @@ export const POLICY: Readonly<Record<string, Rule>> = {
   "chatcrm.contacts.v1.ContactsService/SetRead": byContactRef,
   "chatcrm.contacts.v1.ContactsService/AssignOperator": byContactRef,
   "chatcrm.contacts.v1.ContactsService/SetPinned": byContactRef,
-  "chatcrm.contacts.v1.ContactsService/AddComment": byContactRef,
+  "chatcrm.contacts.v1.ContactsService/AddComment": {
+    ...byContactRef,
+    author: { read: (r: { authorOperatorId: string }) => r.authorOperatorId, write: (r: { authorOperatorId: string }, id: string) => (r.authorOperatorId = id) },
+  },
   // Irreversible (seed 002): admins only.
   "chatcrm.contacts.v1.ContactsService/DeleteContact": manage,
   "chatcrm.contacts.v1.ContactsService/CreateSavedFilter": manage,
@@ -79,13 +81,15 @@ export const POLICY: Readonly<Record<string, Rule>> = {
   "chatcrm.contacts.v1.ContactsService/StartMassAction": manage,
   "chatcrm.contacts.v1.ContactsService/GetMassAction": manage,
   "chatcrm.contacts.v1.ContactsService/ListMassActions": manage,
-  "chatcrm.contacts.v1.ContactsService/ImportSubscribers": manage,
+  "chatcrm.contacts.v1.ContactsService/ImportSubscribers": { ...manage, channel: (r: { channelId: string }) => r.channelId },
 
   "chatcrm.channels.v1.ChannelsService/ConnectChannel": manage,
   "chatcrm.channels.v1.ChannelsService/DisconnectChannel": manage,
   "chatcrm.channels.v1.ChannelsService/GetChannel": read,
   "chatcrm.channels.v1.ChannelsService/ListChannels": read,
-  "chatcrm.channels.v1.ChannelsService/SendMessage": bySendTarget,
+  // A raw send goes to whatever recipient id it names, so no card can vouch for it: operators write to their
+  // clients through ConversationsService.SendToContact, which takes the recipient from the card.
+  "chatcrm.channels.v1.ChannelsService/SendMessage": manage,
   // Any chat by its peer id, with no card to check the client against: operators use ListContactMessages.
   "chatcrm.channels.v1.ChannelsService/ListMessages": manage,
   "chatcrm.channels.v1.ChannelsService/StartResendFailed": manage,
