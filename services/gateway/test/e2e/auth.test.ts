@@ -3,7 +3,7 @@ import { ChannelsService } from "@chatcrm/contracts/chatcrm/channels/v1/channels
 import { AccessService } from "@chatcrm/contracts/chatcrm/gateway/v1/access_service_pb";
 import { AuthService } from "@chatcrm/contracts/chatcrm/gateway/v1/auth_service_pb";
 import { Role } from "@chatcrm/contracts/chatcrm/gateway/v1/identity_pb";
-import { FIELD_TRAILER } from "@chatcrm/grpc";
+import { createGrpcClient, FIELD_TRAILER, RpcError, Status } from "@chatcrm/grpc";
 import { AccessTokens } from "../../src/access/access-tokens";
 import { publicClient, seedProject, startGatewayStack, type GatewayStack, type SeededProject } from "../harness";
 
@@ -158,6 +158,21 @@ describe("gateway identity: login, sessions, lockout, API keys, limits", () => {
     // Another key has its own budget.
     const other = await access(project.admin.token).createApiKey({ name: "other script" });
     await expect(publicClient(stack.url, ChannelsService, other.secret).listChannels({})).resolves.toBeDefined();
+  });
+
+  it("serves Connect JSON, gRPC-Web and gRPC (cleartext HTTP/2) on one port, with the same access rules", async () => {
+    const overWeb = await publicClient(stack.url, AuthService, project.admin.token, "grpc-web").getCurrentIdentity({});
+    expect(overWeb.who.case).toBe("operator");
+    const grpc = createGrpcClient(ChannelsService, `127.0.0.1:${stack.gateway.httpPort}`);
+    try {
+      const listed = await grpc.listChannels({}, { metadata: { authorization: `Bearer ${project.admin.token}` } });
+      expect(listed.channels).toEqual([]);
+      const refused = await grpc.listChannels({}).catch((err: unknown) => err);
+      expect(refused).toBeInstanceOf(RpcError);
+      expect(refused).toMatchObject({ code: Status.UNAUTHENTICATED, message: expect.stringContaining("needs credentials") });
+    } finally {
+      grpc.close();
+    }
   });
 
   it("answers CORS preflights for configured origins only, and refuses oversized bodies", async () => {
