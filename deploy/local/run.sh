@@ -49,6 +49,14 @@ if [[ -z "${CHANNEL_SECRETS_KEY:-}" ]]; then
 fi
 export CHANNEL_SECRETS_KEY
 
+# The gateway signs access tokens with this secret; the same rule: per machine here, a Secret in production.
+token_file="$INSTANCE_DIR/access-token.secret"
+if [[ -z "${ACCESS_TOKEN_SECRET:-}" ]]; then
+  [[ -s "$token_file" ]] || (umask 077 && node -e 'process.stdout.write(require("crypto").randomBytes(48).toString("base64"))' >"$token_file")
+  ACCESS_TOKEN_SECRET=$(cat "$token_file")
+fi
+export ACCESS_TOKEN_SECRET
+
 log "building the services"
 nx run-many -t build --projects="$(IFS=,; echo "${SERVICES[*]}")" --outputStyle=static >/dev/null
 
@@ -71,6 +79,19 @@ until curl -fsS -X POST -H 'content-type: application/json' -d '{}' "$status_url
   sleep 1
 done
 
+# First run: a demo project and its admin, with a generated password kept beside the instance's data (never a
+# default password). Later runs find the admin and leave it alone.
+demo_file="$INSTANCE_DIR/demo-login.txt"
+demo_email=${DEMO_ADMIN_EMAIL:-admin@demo.chatcrm.local}
+if [[ ! -s "$demo_file" ]]; then
+  demo_password=$(node -e 'process.stdout.write(require("crypto").randomBytes(15).toString("base64url"))')
+  if ADMIN_PASSWORD="$demo_password" MONGO_DATABASE=chatcrm_gateway node dist/services/gateway/main.js create-project \
+    --name "Demo project" --admin-email "$demo_email" --admin-name "Demo admin" --if-absent | grep -q "created"; then
+    (umask 077 && printf 'email=%s\npassword=%s\n' "$demo_email" "$demo_password" >"$demo_file")
+  fi
+fi
+demo_password=$(sed -n 's/^password=//p' "$demo_file" 2>/dev/null || true)
+
 cat <<MSG
 
   ChatCRM is running: all ${#SERVICES[@]} services report SERVING.
@@ -82,6 +103,12 @@ cat <<MSG
   Logs: $logs
 
   Try:  curl -X POST -H 'content-type: application/json' -d '{}' $status_url
+
+  Demo project admin:  ${demo_email}  password: ${demo_password:-"(set on an earlier run; see $demo_file)"}
+  Log in:  curl -X POST -H 'content-type: application/json' \\
+             -d '{"email":"${demo_email}","password":"${demo_password:-<password>}"}' \\
+             http://127.0.0.1:$http_port/chatcrm.gateway.v1.AuthService/Login
+  Then see "First calls with curl" in README.md.
 
   Press Ctrl-C to stop everything.
 

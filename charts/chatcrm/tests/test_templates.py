@@ -85,6 +85,12 @@ class ChartTemplates(unittest.TestCase):
         self.assertEqual(ports, {"grpc": 50051, "webhooks": 8081})
         self.assertNotIn("WEBHOOK_PORT", env_of(by_kind(docs, "Deployment")["rel-contacts"]))
 
+    def test_gateway_signs_tokens_with_a_secret_from_a_secret_and_trusts_the_ingress(self):
+        env = env_of(by_kind(render(), "Deployment")["rel-gateway"])
+        self.assertEqual(env["ACCESS_TOKEN_SECRET"], {"secretKeyRef": {"name": "chatcrm-gateway", "key": "ACCESS_TOKEN_SECRET"}})
+        self.assertEqual(env["HTTP_TRUST_PROXY"], "true")
+        self.assertNotIn("ACCESS_TOKEN_SECRET", env_of(by_kind(render(), "Deployment")["rel-contacts"]))
+
     def test_defaults_merge_under_service_overrides(self):
         docs = render("--set", "defaults.replicas=4", "--set", "services.contacts.replicas=1", "--set", "services.contacts.env.EXTRA=yes")
         deployments = by_kind(docs, "Deployment")

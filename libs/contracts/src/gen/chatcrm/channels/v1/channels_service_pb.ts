@@ -3,8 +3,9 @@
 /* eslint-disable */
 
 // Channel accounts, the message log and operator sends (seeds 001, 002, 004).
-// Every call is scoped to the project in the x-chatcrm-project metadata; the operator who sends comes from
-// x-chatcrm-operator.
+// Through the public API (the gateway) the project and operator come from the caller's credentials; inside the
+// cluster every call is scoped to the project in the x-chatcrm-project metadata and the operator who sends
+// comes from x-chatcrm-operator.
 
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";

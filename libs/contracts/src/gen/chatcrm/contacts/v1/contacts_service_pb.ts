@@ -3,8 +3,9 @@
 /* eslint-disable */
 
 // The subscriber CRM: cards, filtered lists, commands, mass actions and import (seeds 000, 001, 002).
-// Every call is scoped to the project in the x-chatcrm-project metadata; the viewing operator and role, where a
-// call depends on them (tabs, unread totals), come from x-chatcrm-operator and x-chatcrm-role.
+// Through the public API (the gateway) the project, operator and role come from the caller's credentials. Inside
+// the cluster every call is scoped to the project in the x-chatcrm-project metadata; the viewing operator and
+// role, where a call depends on them (tabs, unread totals), come from x-chatcrm-operator and x-chatcrm-role.
 
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";

@@ -3,7 +3,8 @@
 /* eslint-disable */
 
 // Flow definitions and the sessions of contacts in them (seeds 000, 003, 004).
-// Every call is scoped to the project in the x-chatcrm-project metadata.
+// Through the public API (the gateway) the project comes from the caller's credentials; inside the cluster every
+// call is scoped to the project in the x-chatcrm-project metadata.
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
