@@ -62,6 +62,7 @@ describe("the seven services as real processes", () => {
             ? {
                 HTTP_HOST: "127.0.0.1",
                 HTTP_PORT: String(httpPort),
+                ACCESS_TOKEN_SECRET: randomBytes(48).toString("base64"),
                 CHANNELS_GRPC_ADDR: addr("channels"),
                 CONTACTS_GRPC_ADDR: addr("contacts"),
                 FLOW_RUNTIME_GRPC_ADDR: addr("flow-runtime"),

@@ -20,4 +20,15 @@ describe("a service started with a bad configuration", () => {
     expect((await short.exited).code).toBe(78);
     expect(short.output()).toMatch(/CHANNEL_SECRETS_KEY: expected 32 bytes in base64/);
   });
+
+  it("refuses to start the gateway without a token-signing secret, or with a short one, and never echoes it", async () => {
+    const env = { MONGO_URL: "mongodb://127.0.0.1:1", KAFKA_BROKERS: "127.0.0.1:1", LOG_LEVEL: "info" };
+    const missing = runService("gateway", env);
+    expect((await missing.exited).code).toBe(78);
+    expect(missing.output()).toMatch(/ACCESS_TOKEN_SECRET: is required/);
+    const short = runService("gateway", { ...env, ACCESS_TOKEN_SECRET: "tooshort-secret" });
+    expect((await short.exited).code).toBe(78);
+    expect(short.output()).toMatch(/ACCESS_TOKEN_SECRET: must be at least 32 characters/);
+    expect(short.output()).not.toContain("tooshort-secret");
+  });
 });
