@@ -12,6 +12,24 @@ export interface ProvisionOptions {
  * does not fail on a fresh cluster. Existing topics are left as they are. Safe to run from every replica.
  */
 export async function ensureTopics(admin: Admin, topics: TopicDefinition[], options: ProvisionOptions): Promise<string[]> {
+  // Services starting together create the same topics at once; a metadata read right after another client's
+  // create can answer "does not host this topic-partition" until the broker has caught up. That passes.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await createMissing(admin, topics, options);
+    } catch (err) {
+      if (attempt >= 6 || !isTransient(err)) throw err;
+      await new Promise((resolve) => setTimeout(resolve, 250 * attempt));
+    }
+  }
+}
+
+function isTransient(err: unknown): boolean {
+  const e = err as { retriable?: boolean; type?: string; message?: string } | undefined;
+  return e?.retriable === true || e?.type === "UNKNOWN_TOPIC_OR_PARTITION" || /does not host this topic-partition|already exists/i.test(e?.message ?? "");
+}
+
+async function createMissing(admin: Admin, topics: TopicDefinition[], options: ProvisionOptions): Promise<string[]> {
   const wanted = new Map<string, number>();
   for (const topic of topics) {
     wanted.set(topic.name, topic.partitions);
