@@ -38,10 +38,14 @@ export function createGrpcClient<S extends AnyService>(service: S, address: stri
   function unary(method: DescMethod, invoke: (...args: unknown[]) => unknown) {
     return (request: unknown, opts?: CallOptions) =>
       new Promise<AnyMessage>((resolve, reject) => {
-        const call = invoke(create(method.input, request as never), buildMetadata(options.metadata, opts?.metadata), callOptions(opts), (err: unknown, res: AnyMessage) =>
-          err ? reject(isServiceError(err) ? fromServiceError(err) : err) : resolve(res),
-        ) as grpc.ClientUnaryCall;
-        opts?.signal?.addEventListener("abort", () => call.cancel(), { once: true });
+        // The caller's signal often outlives the call (a gateway request's): the listener goes when the call ends.
+        const cancel = () => call.cancel();
+        const call = invoke(create(method.input, request as never), buildMetadata(options.metadata, opts?.metadata), callOptions(opts), (err: unknown, res: AnyMessage) => {
+          opts?.signal?.removeEventListener("abort", cancel);
+          if (err) reject(isServiceError(err) ? fromServiceError(err) : err);
+          else resolve(res);
+        }) as grpc.ClientUnaryCall;
+        opts?.signal?.addEventListener("abort", cancel, { once: true });
       });
   }
 

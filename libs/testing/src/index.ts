@@ -122,3 +122,4 @@ export function freePort(): Promise<number> {
     });
   });
 }
+export { cpuBetween, cpuSnapshot, median, pidOnPort, quantile, seededRandom, type CpuSnapshot, type Pids } from "./bench-tools";

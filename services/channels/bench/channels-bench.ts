@@ -21,12 +21,12 @@
  *
  * Run: npm run bench:channels  (env: MONGO_URL, KAFKA_BROKERS, BENCH_*; see readSettings below)
  */
-import { benchMachine, freePort } from "@chatcrm/testing";
+import { benchMachine, cpuBetween, cpuSnapshot, freePort, pidOnPort, type Pids, quantile } from "@chatcrm/testing";
 import { create, fromBinary } from "@bufbuild/protobuf";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
-import { execSync, fork, type ChildProcess } from "node:child_process";
+import { fork, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { Session } from "node:inspector";
 import os from "node:os";
 import path from "node:path";
@@ -100,11 +100,6 @@ const sleep = (t: number) => new Promise((r) => setTimeout(r, t));
 const r1 = (x: number) => +x.toFixed(1);
 const r2 = (x: number) => +x.toFixed(2);
 
-function quantile(sorted: number[], q: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))]!;
-}
-
 function dist(xs: number[]) {
   const s = [...xs].sort((a, b) => a - b);
   return { n: s.length, p50: r2(quantile(s, 0.5)), p99: r2(quantile(s, 0.99)), max: r2(s[s.length - 1] ?? NaN) };
@@ -123,61 +118,6 @@ async function pool<T>(items: T[], concurrency: number, fn: (item: T, i: number)
 
 // ---------------------------------------------------------------------------------------------------------------
 // CPU accounting from /proc: who used the two cores during a phase (read-only; nothing is signalled).
-
-const CLK_TCK = (() => {
-  try {
-    return Number(execSync("getconf CLK_TCK", { stdio: ["ignore", "pipe", "ignore"] }).toString().trim()) || 100;
-  } catch {
-    return 100;
-  }
-})();
-
-function procTicks(pid: number | undefined): number {
-  if (!pid) return NaN;
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return Number(fields[11]) + Number(fields[12]); // utime + stime (fields 14 and 15 of stat)
-  } catch {
-    return NaN;
-  }
-}
-
-function machineTicks() {
-  const cpu = readFileSync("/proc/stat", "utf8").split("\n")[0]!.trim().split(/\s+/).slice(1).map(Number);
-  const idle = cpu[3]! + cpu[4]!;
-  const total = cpu.slice(0, 8).reduce((a, b) => a + b, 0);
-  return { busy: total - idle, total };
-}
-
-/** The pid listening on a local TCP port (Kafka, FerretDB), from `ss`; undefined when it cannot be told. */
-function pidOnPort(port: number): number | undefined {
-  try {
-    const out = execSync("ss -ltnpH", { stdio: ["ignore", "pipe", "ignore"] }).toString();
-    for (const line of out.split("\n")) if (new RegExp(`:${port}\\s`).test(line)) return Number(/pid=(\d+)/.exec(line)?.[1]) || undefined;
-  } catch {
-    /* no ss */
-  }
-  return undefined;
-}
-
-type Pids = Record<string, number | undefined>;
-
-function cpuSnapshot(pids: Pids) {
-  return { at: performance.now(), machine: machineTicks(), procs: Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, procTicks(pid)])) };
-}
-
-/** CPU seconds and % of one core per process, and the machine's busy % over all cores, between two snapshots. */
-function cpuDiff(a: ReturnType<typeof cpuSnapshot>, b: ReturnType<typeof cpuSnapshot>) {
-  const seconds = (b.at - a.at) / 1000;
-  const procs: Record<string, { cpuSeconds: number; pctOfOneCore: number }> = {};
-  for (const [k, ticks] of Object.entries(b.procs)) {
-    const used = (ticks - (a.procs[k] ?? NaN)) / CLK_TCK;
-    if (Number.isFinite(used)) procs[k] = { cpuSeconds: r1(used), pctOfOneCore: Math.round((used / seconds) * 100) };
-  }
-  const m = { busy: b.machine.busy - a.machine.busy, total: b.machine.total - a.machine.total };
-  return { seconds: r1(seconds), machineBusyPct: Math.round((m.busy / Math.max(1, m.total)) * 100), procs };
-}
 
 // ---------------------------------------------------------------------------------------------------------------
 // The service in a child process. The child counts, by wrapping the classes' prototypes from outside (src is not
@@ -954,7 +894,7 @@ async function main(env: Env) {
             foreignStatusesSeen: foreign,
           },
           service: svcStats,
-          cpu: cpuDiff(cpu0, cpu1),
+          cpu: cpuBetween(cpu0, cpu1, { digits: 1 }),
           messageLogLag: await logLag(admin, `${child.database}-log`),
         };
         outRounds.push(result);
@@ -1083,7 +1023,7 @@ async function main(env: Env) {
             readBackSeconds,
           },
           service: svcStats,
-          cpu: cpuDiff(cpu0, cpu1),
+          cpu: cpuBetween(cpu0, cpu1, { digits: 1 }),
           messageLogLag: await logLag(admin, `${child.database}-log`),
         };
         inRuns.push(entry);

@@ -14,7 +14,7 @@
  *
  * Run: npm run bench:contacts  (env: MONGO_URL, KAFKA_BROKERS, BENCH_N, BENCH_ROUNDS, ...; see readSettings below)
  */
-import { benchMachine } from "@chatcrm/testing";
+import { benchMachine, quantile, seededRandom } from "@chatcrm/testing";
 import { create, toJson } from "@bufbuild/protobuf";
 import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { mkdirSync, writeFileSync } from "node:fs";
@@ -106,29 +106,6 @@ type Settings = ReturnType<typeof readSettings>;
 // ---------------------------------------------------------------------------------------------------------------
 // Small helpers
 
-/** Deterministic PRNG (mulberry32) so a run with the same BENCH_SEED seeds the same data. */
-function prng(seed: number) {
-  let a = seed >>> 0;
-  const next = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  const int = (n: number) => Math.floor(next() * n);
-  const pick = <T>(xs: readonly T[]) => xs[int(xs.length)]!;
-  const sample = <T>(xs: readonly T[], k: number) => {
-    const copy = [...xs];
-    for (let i = 0; i < k; i++) {
-      const j = i + int(copy.length - i);
-      [copy[i], copy[j]] = [copy[j]!, copy[i]!];
-    }
-    return copy.slice(0, k);
-  };
-  return { next, int, pick, sample };
-}
-
 const log = (...parts: unknown[]) => console.log(`[${new Date().toISOString().slice(11, 19)}]`, ...parts);
 const ms = (n: number) => (n >= 100 ? n.toFixed(0) : n >= 10 ? n.toFixed(1) : n.toFixed(2));
 const sleep = (t: number) => new Promise((r) => setTimeout(r, t));
@@ -137,12 +114,6 @@ async function timed<T>(fn: () => Promise<T>): Promise<{ ms: number; value: T }>
   const t0 = performance.now();
   const value = await fn();
   return { ms: performance.now() - t0, value };
-}
-
-function quantile(sorted: number[], q: number): number {
-  if (sorted.length === 0) return NaN;
-  // Nearest rank: the smallest value with at least q of the sample at or below it.
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))]!;
 }
 
 function stats(xs: number[]) {
@@ -184,7 +155,7 @@ const DAY = 86_400_000;
 const TWO_YEARS = 730 * DAY;
 
 /** The 20 variables of a contact: names with spaces and dots as users make them; "plan" and "segment" drive the filters. */
-function variablesFor(r: ReturnType<typeof prng>, i: number): ContactDoc["variables"] {
+function variablesFor(r: ReturnType<typeof seededRandom>, i: number): ContactDoc["variables"] {
   return [
     { name: "plan", value: r.pick(PLANS) },
     { name: "segment", value: `s${r.int(5)}` },
@@ -209,7 +180,7 @@ function variablesFor(r: ReturnType<typeof prng>, i: number): ContactDoc["variab
   ];
 }
 
-function contactFor(r: ReturnType<typeof prng>, i: number, now: number) {
+function contactFor(r: ReturnType<typeof seededRandom>, i: number, now: number) {
   const channel = CHANNELS[i % CHANNELS.length]!;
   const messengerUserId = `${channel.messenger}-${100_000_000 + i}`;
   const createdAt = new Date(now - Math.floor(r.next() * TWO_YEARS));
@@ -281,7 +252,7 @@ async function seed(db: Db, s: Settings) {
   const contacts = db.collection<AnyDoc>("contacts");
   const identities = db.collection<AnyDoc>("identities");
   const clientIds = db.collection<AnyDoc>("client_ids");
-  const r = prng(s.seed);
+  const r = seededRandom(s.seed);
   const now = Date.now();
   const t0 = performance.now();
   let lastLog = 0;
@@ -551,7 +522,7 @@ async function main(env: NodeJS.ProcessEnv) {
     const pageQuery = scopeToProject(PROJECT, contactQuery(filter, ContactTab.UNSPECIFIED, ADMIN));
     const { spec } = sortOf(ContactSort.CREATED);
     const LIST_PROJECTION = { outbox: 0, recentInbound: 0, varNames: 0, varPairs: 0 };
-    const r = prng(s.seed + 1);
+    const r = seededRandom(s.seed + 1);
     const randomIndex = () => r.int(s.n);
     const seededContact = (i: number) => ({ id: derivedContactId(PROJECT, `seed:${i}`), channel: CHANNELS[i % CHANNELS.length]!, senderId: `${CHANNELS[i % CHANNELS.length]!.messenger}-${100_000_000 + i}` });
 

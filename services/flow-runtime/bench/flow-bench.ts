@@ -30,7 +30,7 @@ import { FlowsService } from "@chatcrm/contracts/chatcrm/flows/v1/flows_service_
 import { createGrpcClient } from "@chatcrm/grpc";
 import { createKafka, EventPublisher, Header, headersToStrings, Topics, type OutgoingEvent } from "@chatcrm/kafka";
 import { createLogger } from "@chatcrm/logging";
-import { benchMachine, callAs, startGroupsAtEnd, stopAndDrop } from "@chatcrm/testing";
+import { benchMachine, callAs, median, quantile, startGroupsAtEnd, stopAndDrop } from "@chatcrm/testing";
 // The runtime reads and changes cards through the real contacts service, so the bench starts one beside it.
 // eslint-disable-next-line @nx/enforce-module-boundaries
 import { startContacts } from "../../contacts/src/app";
@@ -76,12 +76,10 @@ type Settings = ReturnType<typeof readSettings>;
 const log = (...parts: unknown[]) => console.log(`[${new Date().toISOString().slice(11, 19)}]`, ...parts);
 const sleep = (t: number) => new Promise((r) => setTimeout(r, t));
 const r1 = (x: number) => +x.toFixed(1);
-const quantile = (sorted: number[], q: number) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))]! : NaN);
 function dist(xs: number[]) {
   const s = [...xs].sort((a, b) => a - b);
   return { n: s.length, p50: r1(quantile(s, 0.5)), p99: r1(quantile(s, 0.99)), max: r1(s[s.length - 1] ?? NaN) };
 }
-const median = (xs: number[]) => quantile([...xs].sort((a, b) => a - b), 0.5);
 const gc = () => (globalThis as { gc?: () => void }).gc?.();
 function memory() {
   gc();

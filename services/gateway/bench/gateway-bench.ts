@@ -33,9 +33,9 @@
  * Run: npm run bench:gateway  (env: MONGO_URL, KAFKA_BROKERS, BENCH_*; see readSettings below)
  */
 import { create, fromBinary, toBinary, toJsonString, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
-import { execSync, fork, type ChildProcess } from "node:child_process";
+import { fork, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { Session } from "node:inspector";
 import { findSourceMap } from "node:module";
 import { createServer } from "node:http";
@@ -60,7 +60,7 @@ import { AuthService } from "@chatcrm/contracts/chatcrm/gateway/v1/auth_service_
 import { createGrpcClient, GrpcServer, notFound, PROJECT_METADATA_KEY, ROLE_METADATA_KEY, RpcError, Status, type GrpcClient, type ServiceHandlers } from "@chatcrm/grpc";
 import { createKafka, Topics } from "@chatcrm/kafka";
 import { createLogger, type Logger } from "@chatcrm/logging";
-import { benchMachine, callAs, freePort, startGroupsAtEnd, stopAndDrop } from "@chatcrm/testing";
+import { benchMachine, callAs, cpuBetween, cpuSnapshot, freePort, median, pidOnPort, type Pids, quantile, seededRandom, startGroupsAtEnd, stopAndDrop } from "@chatcrm/testing";
 // The benchmark starts the real contacts service behind the gateway, as the gateway's suites do.
 // eslint-disable-next-line @nx/enforce-module-boundaries
 import { startContacts } from "../../contacts/src/app";
@@ -140,102 +140,13 @@ const log = (...parts: unknown[]) => console.log(`[${new Date().toISOString().sl
 const r2 = (x: number) => +x.toFixed(2);
 const r3 = (x: number) => +x.toFixed(3);
 
-function quantile(sorted: number[], q: number): number {
-  if (sorted.length === 0) return NaN;
-  // Nearest rank: the smallest value with at least q of the sample at or below it.
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))]!;
-}
-
 function dist(xs: number[]) {
   const s = [...xs].sort((a, b) => a - b);
   return { n: s.length, p50: r3(quantile(s, 0.5)), p90: r3(quantile(s, 0.9)), p99: r3(quantile(s, 0.99)), max: r3(s[s.length - 1] ?? NaN) };
 }
 
-const median = (xs: number[]) => quantile([...xs].sort((a, b) => a - b), 0.5);
-
-/** Deterministic PRNG (mulberry32), so a run with the same BENCH_SEED seeds the same data and reads the same contacts. */
-function prng(seed: number) {
-  let a = seed >>> 0;
-  const next = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  const int = (n: number) => Math.floor(next() * n);
-  const pick = <T>(xs: readonly T[]) => xs[int(xs.length)]!;
-  const sample = <T>(xs: readonly T[], k: number) => {
-    const copy = [...xs];
-    for (let i = 0; i < k; i++) {
-      const j = i + int(copy.length - i);
-      [copy[i], copy[j]] = [copy[j]!, copy[i]!];
-    }
-    return copy.slice(0, k);
-  };
-  return { next, int, pick, sample };
-}
-
 // ---------------------------------------------------------------------------------------------------------------
 // CPU accounting from /proc (read-only): the gateway child, this process, FerretDB, and the machine.
-
-const CLK_TCK = (() => {
-  try {
-    return Number(execSync("getconf CLK_TCK", { stdio: ["ignore", "pipe", "ignore"] }).toString().trim()) || 100;
-  } catch {
-    return 100;
-  }
-})();
-
-function procTicks(pid: number | undefined): number {
-  if (!pid) return NaN;
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return Number(fields[11]) + Number(fields[12]); // utime + stime
-  } catch {
-    return NaN;
-  }
-}
-
-function machineTicks() {
-  try {
-    const cpu = readFileSync("/proc/stat", "utf8").split("\n")[0]!.trim().split(/\s+/).slice(1).map(Number);
-    const idle = cpu[3]! + cpu[4]!;
-    return { busy: cpu.slice(0, 8).reduce((a, b) => a + b, 0) - idle, total: cpu.slice(0, 8).reduce((a, b) => a + b, 0) };
-  } catch {
-    return { busy: NaN, total: NaN };
-  }
-}
-
-/** The pid listening on a local TCP port (FerretDB), from `ss`; undefined when it cannot be told. */
-function pidOnPort(port: number): number | undefined {
-  try {
-    const out = execSync("ss -ltnpH", { stdio: ["ignore", "pipe", "ignore"] }).toString();
-    for (const line of out.split("\n")) if (new RegExp(`:${port}\\s`).test(line)) return Number(/pid=(\d+)/.exec(line)?.[1]) || undefined;
-  } catch {
-    /* no ss */
-  }
-  return undefined;
-}
-
-type Pids = Record<string, number | undefined>;
-
-function cpuSnapshot(pids: Pids) {
-  return { at: performance.now(), machine: machineTicks(), procs: Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, procTicks(pid)])) };
-}
-
-/** Per process: CPU seconds, % of one core, and CPU µs per call; the machine's busy % over all its cores. */
-function cpuDiff(a: ReturnType<typeof cpuSnapshot>, b: ReturnType<typeof cpuSnapshot>, calls: number) {
-  const seconds = (b.at - a.at) / 1000;
-  const procs: Record<string, { cpuSeconds: number; pctOfOneCore: number; cpuUsPerCall: number }> = {};
-  for (const [k, ticks] of Object.entries(b.procs)) {
-    const used = (ticks - (a.procs[k] ?? NaN)) / CLK_TCK;
-    if (Number.isFinite(used)) procs[k] = { cpuSeconds: r2(used), pctOfOneCore: Math.round((used / seconds) * 100), cpuUsPerCall: calls ? Math.round((used * 1e6) / calls) : NaN };
-  }
-  const m = { busy: b.machine.busy - a.machine.busy, total: b.machine.total - a.machine.total };
-  return { seconds: r2(seconds), machineBusyPct: Math.round((m.busy / Math.max(1, m.total)) * 100), procs };
-}
 
 // ---------------------------------------------------------------------------------------------------------------
 // The gateway child: two gateways (in front of the real contacts service and in front of the stub) on one database.
@@ -547,7 +458,7 @@ const CITIES = ["Moscow", "Berlin", "Almaty", "Tbilisi", "Yerevan", "Minsk", "Ri
 const PLANS = ["free", "basic", "pro", "enterprise"];
 const DAY = 86_400_000;
 
-function contactFor(r: ReturnType<typeof prng>, projectId: string, operators: string[], i: number, now: number) {
+function contactFor(r: ReturnType<typeof seededRandom>, projectId: string, operators: string[], i: number, now: number) {
   const channel = CHANNELS[i % CHANNELS.length]!;
   const messengerUserId = `${channel.messenger}-${100_000_000 + i}`;
   const createdAt = new Date(now - Math.floor(r.next() * 730 * DAY));
@@ -611,7 +522,7 @@ function contactFor(r: ReturnType<typeof prng>, projectId: string, operators: st
 }
 
 async function seed(db: mongoose.mongo.Db, s: Settings, projectId: string, operators: string[]) {
-  const r = prng(s.seed);
+  const r = seededRandom(s.seed);
   const now = Date.now();
   const t0 = performance.now();
   const ids: string[] = [];
@@ -808,7 +719,7 @@ async function latencyPhase(name: string, sides: Side[], pickContact: () => stri
 
 /** Card reads at `concurrency` in flight for `seconds`: calls/s, latency under load, errors. */
 async function throughputWindow(run: (contactId: string) => Promise<unknown>, ids: string[], concurrency: number, seconds: number, seed: number) {
-  const r = prng(seed);
+  const r = seededRandom(seed);
   const latencies: number[] = [];
   let errors = 0;
   let firstError = "";
@@ -1033,7 +944,7 @@ async function main(env: Env) {
     log(`codec costs, µs per answer (this process): ${JSON.stringify(summary.codecCostUs)}`);
 
     // 5. Sequential latency, per upstream: the card, then the first page.
-    const pick = prng(s.seed + 1);
+    const pick = seededRandom(s.seed + 1);
     const pickContact = () => seeded.ids[pick.int(seeded.ids.length)]!;
     const latency: AnyDoc = {};
     results.latency = latency;
@@ -1101,7 +1012,7 @@ async function main(env: Env) {
         const b = cpuSnapshot(pids);
         const childStats = await child.stats();
         const profile = profiled ? await child.stopProfile(`${upstream}-window${w + 1}`) : undefined;
-        const cpu = cpuDiff(a, b, result.calls);
+        const cpu = cpuBetween(a, b, { digits: 2, calls: result.calls });
         windows.push({ side, ...result, cpu, gatewayEventLoopDelayMs: side === "gateway" ? childStats.eventLoopDelayMs : undefined, gatewayRssMiB: childStats.rssMiB, ...(profile && { gatewayProfile: profile }) });
         log(
           `throughput ${upstream} ${side} window ${w + 1}: ${result.perSecond}/s (p50 ${result.latencyMs.p50} ms, p99 ${result.latencyMs.p99} ms, errors ${result.errors}); CPU % of a core: ` +
@@ -1111,7 +1022,7 @@ async function main(env: Env) {
       }
       const per = (side: string) => windows.filter((w) => w.side === side).map((w) => w.perSecond as number);
       const procMedian = (side: string, proc: string, field: "pctOfOneCore" | "cpuUsPerCall") =>
-        median(windows.filter((w) => w.side === side).map((w) => (w.cpu as ReturnType<typeof cpuDiff>).procs[proc]?.[field] ?? NaN));
+        median(windows.filter((w) => w.side === side).map((w) => (w.cpu as ReturnType<typeof cpuBetween>).procs[proc]?.[field] ?? NaN));
       throughput[upstream] = {
         concurrency: s.concurrency,
         windowSeconds: seconds,
@@ -1124,7 +1035,7 @@ async function main(env: Env) {
           ...(bare && { bareHttpProcessPctOfOneCore: procMedian("bare", "gateway", "pctOfOneCore"), bareHttpProcessCpuUsPerCall: procMedian("bare", "gateway", "cpuUsPerCall") }),
           benchProcessPctOfOneCore: { gatewaySide: procMedian("gateway", "bench", "pctOfOneCore"), directSide: procMedian("direct", "bench", "pctOfOneCore") },
           databasePctOfOneCore: { gatewaySide: procMedian("gateway", "database", "pctOfOneCore"), directSide: procMedian("direct", "database", "pctOfOneCore") },
-          machineBusyPct: { gatewaySide: median(windows.filter((w) => w.side === "gateway").map((w) => (w.cpu as ReturnType<typeof cpuDiff>).machineBusyPct)), directSide: median(windows.filter((w) => w.side === "direct").map((w) => (w.cpu as ReturnType<typeof cpuDiff>).machineBusyPct)) },
+          machineBusyPct: { gatewaySide: median(windows.filter((w) => w.side === "gateway").map((w) => (w.cpu as ReturnType<typeof cpuBetween>).machineBusyPct)), directSide: median(windows.filter((w) => w.side === "direct").map((w) => (w.cpu as ReturnType<typeof cpuBetween>).machineBusyPct)) },
         },
       };
     }

@@ -36,16 +36,17 @@ export class Authenticator {
   }
 
   private async apiKey(keyId: string, secret: string): Promise<Caller> {
-    const refused = unauthenticated("the API key is not valid or has been revoked");
-    if (this.revocations.keyRevoked(keyId)) throw refused;
+    // Built only when refusing: this runs on every call made with a key.
+    const refused = () => unauthenticated("the API key is not valid or has been revoked");
+    if (this.revocations.keyRevoked(keyId)) throw refused();
     let cached = this.keyCache.get(keyId);
     if (!cached || Date.now() - cached.at > KEY_CACHE_MS) {
       const key = await this.models.apiKeys.findOne({ _id: keyId }, { projectId: 1, secretHash: 1, revokedAt: 1 }).lean();
-      if (!key) throw refused;
+      if (!key) throw refused();
       cached = { key, at: Date.now() };
       this.keyCache.set(keyId, cached);
     }
-    if (cached.key.revokedAt || !sameHash(cached.key.secretHash, hashSecret(secret))) throw refused;
+    if (cached.key.revokedAt || !sameHash(cached.key.secretHash, hashSecret(secret))) throw refused();
     return { kind: "api-key", projectId: cached.key.projectId, keyId };
   }
 }

@@ -2,7 +2,7 @@ import type { Interceptor } from "@connectrpc/connect";
 import type { ChannelsService } from "@chatcrm/contracts/chatcrm/channels/v1/channels_service_pb";
 import type { ContactsService } from "@chatcrm/contracts/chatcrm/contacts/v1/contacts_service_pb";
 import { RpcError, Status, type GrpcClient } from "@chatcrm/grpc";
-import { fromBackend } from "../proxy/connect-errors";
+import { backendCall } from "../proxy/connect-errors";
 import type { Authenticator } from "./authenticator";
 import { audienceOf, backendMetadata, callerKey, type Caller } from "./caller";
 import { ruleFor, type Rule } from "./policy";
@@ -50,13 +50,8 @@ async function checkClient(deps: GuardDeps, rule: Rule, caller: Caller, message:
   if (caller.kind !== "operator" || caller.role !== "operator" || !rule.contact) return;
   const ref = rule.contact(message as never);
   if (!ref?.ref.case) return;
-  let assignedTo: string;
-  try {
-    const { contact } = await deps.contacts.getContact({ contact: ref }, { metadata: backendMetadata(caller), timeoutMs: deps.timeoutMs });
-    assignedTo = contact?.operatorId ?? "";
-  } catch (err) {
-    throw fromBackend("contacts", err);
-  }
+  const { contact } = await backendCall("contacts", deps.contacts.getContact({ contact: ref }, { metadata: backendMetadata(caller), timeoutMs: deps.timeoutMs }));
+  const assignedTo = contact?.operatorId ?? "";
   if (assignedTo && assignedTo !== caller.operatorId) throw denied("this client is assigned to another operator");
 }
 
@@ -64,11 +59,7 @@ async function checkClient(deps: GuardDeps, rule: Rule, caller: Caller, message:
 async function checkChannel(deps: GuardDeps, rule: Rule, caller: Caller, message: unknown): Promise<void> {
   const channelId = rule.channel?.(message as never);
   if (!channelId) return;
-  try {
-    await deps.channels.getChannel({ channelId }, { metadata: backendMetadata(caller), timeoutMs: deps.timeoutMs });
-  } catch (err) {
-    throw fromBackend("channels", err);
-  }
+  await backendCall("channels", deps.channels.getChannel({ channelId }, { metadata: backendMetadata(caller), timeoutMs: deps.timeoutMs }));
 }
 
 /** People write only in their own name; a program (API key) may name the operator it acts for. */

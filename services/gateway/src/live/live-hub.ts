@@ -107,7 +107,12 @@ export class LiveHub {
   private async refreshUnread(projectId: string): Promise<void> {
     const subs = [...(this.byProject.get(projectId) ?? [])];
     const scopes = new Map<string, Subscriber[]>();
-    for (const sub of subs) scopes.set(unreadScope(sub.caller), [...(scopes.get(unreadScope(sub.caller)) ?? []), sub]);
+    for (const sub of subs) {
+      const scope = unreadScope(sub.caller);
+      const group = scopes.get(scope);
+      if (group) group.push(sub);
+      else scopes.set(scope, [sub]);
+    }
     await Promise.all(
       [...scopes.values()].map(async (group) => {
         const totals = await this.unreadOf(group[0]!.caller);

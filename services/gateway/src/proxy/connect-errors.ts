@@ -22,6 +22,15 @@ export function fromBackend(service: string, err: unknown): unknown {
   }
 }
 
+/** Awaits a backend call and gives its failure the public face above. */
+export async function backendCall<T>(service: string, call: Promise<T>): Promise<T> {
+  try {
+    return await call;
+  } catch (err) {
+    throw fromBackend(service, err);
+  }
+}
+
 /** Our error type in Connect's: gRPC and Connect share the numeric codes; the offending field rides in a header. */
 export function toConnectError(err: unknown, logger: Logger, method: string): ConnectError {
   if (err instanceof ConnectError) return err;

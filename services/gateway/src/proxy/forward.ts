@@ -2,7 +2,7 @@ import type { DescService } from "@bufbuild/protobuf";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import type { GrpcClient } from "@chatcrm/grpc";
 import { backendMetadata, callerKey, type Caller } from "../access/caller";
-import { fromBackend } from "./connect-errors";
+import { backendCall, fromBackend } from "./connect-errors";
 
 // Server streams (the whole filtered base) may run long; unary calls get the configured deadline.
 const STREAM_TIMEOUT_MS = 30 * 60_000;
@@ -25,13 +25,7 @@ export function forwardService<S extends DescService>(service: S, client: GrpcCl
     const call = calls[method.localName]!;
     const options = (ctx: HandlerContext, timeout: number) => ({ metadata: backendMetadata(callerOf(ctx)), timeoutMs: timeout, signal: ctx.signal });
     if (method.methodKind === "unary") {
-      impl[method.localName] = async (req: unknown, ctx: HandlerContext) => {
-        try {
-          return await (call(req, options(ctx, timeoutMs)) as Promise<unknown>);
-        } catch (err) {
-          throw fromBackend(backend, err);
-        }
-      };
+      impl[method.localName] = (req: unknown, ctx: HandlerContext) => backendCall(backend, call(req, options(ctx, timeoutMs)) as Promise<unknown>);
     } else if (method.methodKind === "server_streaming") {
       impl[method.localName] = async function* (req: unknown, ctx: HandlerContext) {
         try {

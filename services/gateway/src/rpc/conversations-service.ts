@@ -4,7 +4,7 @@ import type { Contact, ContactRef, ContactsService } from "@chatcrm/contracts/ch
 import { ConversationsService } from "@chatcrm/contracts/chatcrm/gateway/v1/conversations_service_pb";
 import { invalidArgument, notFound, type GrpcClient } from "@chatcrm/grpc";
 import { backendMetadata } from "../access/caller";
-import { fromBackend } from "../proxy/connect-errors";
+import { backendCall as backend } from "../proxy/connect-errors";
 import { callerOf } from "../proxy/forward";
 
 export interface ConversationsDeps {
@@ -16,13 +16,6 @@ export interface ConversationsDeps {
 /** Shaping only: a card leads to its channel and the subscriber's id there (channels keeps chats by peer id). */
 export function conversationsService(deps: ConversationsDeps): ServiceImpl<typeof ConversationsService> {
   const options = (ctx: HandlerContext) => ({ metadata: backendMetadata(callerOf(ctx)), timeoutMs: deps.timeoutMs, signal: ctx.signal });
-  const backend = async <T>(service: string, call: Promise<T>) => {
-    try {
-      return await call;
-    } catch (err) {
-      throw fromBackend(service, err);
-    }
-  };
   const card = async (ref: ContactRef | undefined, ctx: HandlerContext, field = "contact"): Promise<Contact> => {
     if (!ref?.ref.case) throw invalidArgument(field, "is required: a contact_id or client_id");
     const { contact } = await backend("contacts", deps.contacts.getContact({ contact: ref }, options(ctx)));
