@@ -1,6 +1,6 @@
 import { DeliveryStatusSchema, InboundMessageSchema, SendMessageCommandSchema, SubscriberStatusChangedSchema, WidgetReplySchema } from "@chatcrm/contracts/chatcrm/channels/v1/events_pb";
 import { ContactChangedSchema, ContactResolvedMessageSchema } from "@chatcrm/contracts/chatcrm/contacts/v1/events_pb";
-import { FlowCommandSchema, TimerFiredSchema } from "@chatcrm/contracts/chatcrm/flows/v1/events_pb";
+import { FlowCommandSchema, FunnelMovedSchema, TimerFiredSchema } from "@chatcrm/contracts/chatcrm/flows/v1/events_pb";
 import { IntegrationRequestSchema, IntegrationResultSchema } from "@chatcrm/contracts/chatcrm/integrations/v1/events_pb";
 import { defineTopic } from "./topic";
 
@@ -28,6 +28,8 @@ export const Topics = {
   flowCommands: defineTopic("flows.commands.v1", FlowCommandSchema, { key: "<contact_id>" }),
   /** flow-runtime → flow-runtime: a durable timer came due (reaches the session in order with its messages). */
   flowTimers: defineTopic("flows.timers.v1", TimerFiredSchema, { key: "<contact_id>" }),
+  /** flow-runtime → contacts: a session came to rest on a block (the card's funnel position and history). */
+  funnelMoves: defineTopic("flows.funnel-moves.v1", FunnelMovedSchema, { key: "<contact_id>" }),
   /** flow-runtime → integrations: an external request or amoCRM call a flow waits on. */
   integrationRequests: defineTopic("integrations.requests.v1", IntegrationRequestSchema, { key: "<contact_id>" }),
   /** integrations → flow-runtime: the result of an integration request. */

@@ -295,6 +295,7 @@ async function startService(s: Settings, database: string, env: NodeJS.ProcessEn
     KAFKA_BROKERS: s.kafkaBrokers,
     MONGO_DATABASE: database,
     KAFKA_CLIENT_ID: database,
+    FUNNEL_MOVES_CONSUMER_GROUP: `${database}_funnel`,
     GRPC_HOST: "127.0.0.1",
     GRPC_PORT: "0",
     LOG_LEVEL: env.LOG_LEVEL ?? "warn",

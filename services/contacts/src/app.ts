@@ -1,5 +1,5 @@
 import { ContactsService } from "@chatcrm/contracts/chatcrm/contacts/v1/contacts_service_pb";
-import { subscribe, Topics } from "@chatcrm/kafka";
+import { subscribe, subscribeBatch, Topics } from "@chatcrm/kafka";
 import { startBackend } from "@chatcrm/lifecycle";
 import type { Logger } from "@chatcrm/logging";
 import type { Config } from "./config";
@@ -13,6 +13,7 @@ import { applySubscriberStatus, contactForFirstSend } from "./usecases/channel-e
 import { ContactStore } from "./usecases/contact-store";
 import { ContactWriter } from "./usecases/contact-writer";
 import { ContactDeleter } from "./usecases/delete-contacts";
+import { funnelMovesHandler } from "./usecases/funnel-moves";
 import { InboundIngest } from "./usecases/ingest-inbound";
 
 /** Starts the contacts service; main.ts runs it, tests start it on an ephemeral port. */
@@ -21,7 +22,7 @@ export function startContacts(config: Config, logger: Logger) {
     name: "contacts",
     config,
     logger,
-    topics: [Topics.inboundMessages, Topics.deliveryStatuses, Topics.subscriberStatuses, Topics.resolvedMessages, Topics.contactEvents, Topics.flowCommands],
+    topics: [Topics.inboundMessages, Topics.deliveryStatuses, Topics.subscriberStatuses, Topics.resolvedMessages, Topics.contactEvents, Topics.flowCommands, Topics.funnelMoves],
     register: (ctx) => {
       const connection = ctx.mongo.connection;
       const contacts = contactModel(connection);
@@ -51,6 +52,13 @@ export function startContacts(config: Config, logger: Logger) {
           }),
           subscribe(Topics.subscriberStatuses, async (event) => void (await applySubscriberStatus(store, writer, event.value))),
         ],
+      });
+
+      // Batched apart from the records above: kafkajs runs a consumer either per record or per batch.
+      ctx.addConsumer({
+        groupId: config.FUNNEL_MOVES_CONSUMER_GROUP,
+        partitionsConsumedConcurrently: config.CONSUMER_CONCURRENCY,
+        subscriptions: [subscribeBatch(Topics.funnelMoves, funnelMovesHandler(writer, logger))],
       });
 
       // Events a crash or a Kafka outage left unpublished go out from here; mass actions resume from their records.

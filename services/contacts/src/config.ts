@@ -5,6 +5,8 @@ import { positiveInt, serviceBaseSchema } from "@chatcrm/config";
 export const configSchema = serviceBaseSchema({ grpcPort: 50052, database: "chatcrm_contacts" }).extend({
   /** The Kafka consumer group; replicas of the service share it. */
   KAFKA_CONSUMER_GROUP: z.string().min(1).default("contacts"),
+  /** The consumer group that writes the flow runtime's funnel moves onto cards (batched, apart from the rest). */
+  FUNNEL_MOVES_CONSUMER_GROUP: z.string().min(1).default("contacts-funnel-moves"),
   /** Kafka partitions handled at once; messages of one subscriber stay in order (one partition each). */
   CONSUMER_CONCURRENCY: positiveInt(6),
   /** Contacts a mass action applies per step (one bulk write, one event batch, one progress record). */

@@ -20,7 +20,7 @@ export function startFlowRuntime(config: Config, logger: Logger) {
     name: "flow-runtime",
     config,
     logger,
-    topics: [Topics.resolvedMessages, Topics.flowCommands, Topics.flowTimers, Topics.sendCommands, Topics.integrationRequests, Topics.integrationResults],
+    topics: [Topics.resolvedMessages, Topics.flowCommands, Topics.flowTimers, Topics.sendCommands, Topics.integrationRequests, Topics.integrationResults, Topics.funnelMoves],
     register: (ctx) => {
       const connection = ctx.mongo.connection;
       const models = flowModels(connection);
@@ -29,7 +29,7 @@ export function startFlowRuntime(config: Config, logger: Logger) {
       ctx.addModels(models.heads, models.versions, states, plans);
 
       const flows = new FlowStore(models);
-      const store = new StateStore(states);
+      const store = new StateStore(states, { retentionMs: config.STATE_REVISION_RETENTION_MS });
       const salesPlans = new SalesPlans(plans);
       const contacts = createGrpcClient(ContactsService, config.CONTACTS_GRPC_ADDR);
       const timers = new TimerWheel(
@@ -47,7 +47,12 @@ export function startFlowRuntime(config: Config, logger: Logger) {
         { lookaheadMs: config.TIMER_LOOKAHEAD_MS, scanIntervalMs: config.TIMER_SCAN_INTERVAL_MS },
       );
       const executor = new EffectExecutor(contacts, ctx.publisher, timers, salesPlans, logger);
-      const stepper = new ContactStepper(store, flows, executor, contacts, logger, { stepLimit: config.FLOW_STEP_LIMIT, defaultRegion: config.DEFAULT_PHONE_REGION });
+      const stepper = new ContactStepper(store, flows, executor, contacts, logger, {
+        stepLimit: config.FLOW_STEP_LIMIT,
+        defaultRegion: config.DEFAULT_PHONE_REGION,
+        cacheSize: config.STATE_CACHE_CONTACTS,
+        contactsAtOnce: config.CONTACTS_AT_ONCE,
+      });
 
       ctx.grpc.addService(FlowsService, flowsServiceHandlers({ flows, states: store, salesPlans, publisher: ctx.publisher }));
       ctx.addConsumer({
@@ -60,10 +65,11 @@ export function startFlowRuntime(config: Config, logger: Logger) {
       // Closed after the relay below has stopped (hooks run last-added first): the relay calls contacts.
       ctx.onShutdown("contacts client", () => contacts.close());
       // Effects of a step that crashed half-way are finished from here (the next event of the contact would too).
-      ctx.every("finishing stranded flow effects", config.EFFECT_RELAY_INTERVAL_MS, async () => {
-        const stranded = await store.stranded(config.EFFECT_RELAY_AFTER_MS);
-        await Promise.all(stranded.map((d) => stepper.finishPending(d.projectId, d.contactId)));
-      });
+      ctx.every("finishing stranded flow effects", config.EFFECT_RELAY_INTERVAL_MS, async () => stepper.finishPending(await store.stranded(config.EFFECT_RELAY_AFTER_MS)));
+      ctx.every("recording done flow effects", Math.max(250, Math.floor(config.EFFECT_CLEAR_AFTER_MS / 2)), () => stepper.recordDoneEffects(config.EFFECT_CLEAR_AFTER_MS));
+      ctx.every("deleting superseded contact states", config.STATE_COMPACTION_INTERVAL_MS, () => store.compact());
+      // Last thing before the consumers' Kafka clients close: what ran is recorded, so a restart does not redo it.
+      ctx.onShutdown("recording done flow effects", () => stepper.recordDoneEffects(0).then(() => undefined));
       ctx.onStarted(() => timers.start());
       ctx.onShutdown("timer wheel", () => timers.stop());
       return { flows, store, stepper, timers, salesPlans };

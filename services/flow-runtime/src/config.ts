@@ -17,6 +17,15 @@ export const configSchema = serviceBaseSchema({ grpcPort: 50053, database: "chat
   TIMER_LOOKAHEAD_MS: positiveInt(120_000),
   /** How often the timer wheel looks for due buckets and for timers other replicas stored. */
   TIMER_SCAN_INTERVAL_MS: positiveInt(10_000),
+  /** Contact states held in memory between their events (each costs about 1–2 KB). */
+  STATE_CACHE_CONTACTS: positiveInt(100_000),
+  /** Contacts of one batch whose steps and effects run at once. */
+  CONTACTS_AT_ONCE: positiveInt(64),
+  /** Done effects are recorded as done with the contact's next step, or after this long without one. */
+  EFFECT_CLEAR_AFTER_MS: positiveInt(5_000),
+  /** Superseded state revisions are deleted after this long (a writer holding an older state must not outlive it). */
+  STATE_REVISION_RETENTION_MS: positiveInt(60_000),
+  STATE_COMPACTION_INTERVAL_MS: positiveInt(10_000),
   /** Effects a crash left unexecuted are retried from here after this long. */
   EFFECT_RELAY_AFTER_MS: positiveInt(30_000),
   EFFECT_RELAY_INTERVAL_MS: positiveInt(15_000),

@@ -1,7 +1,7 @@
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { InboundMessageSchema, Messenger, MessageKind } from "@chatcrm/contracts/chatcrm/channels/v1/events_pb";
 import { ContactsService } from "@chatcrm/contracts/chatcrm/contacts/v1/contacts_service_pb";
-import { FlowDefinitionSchema, type FlowDefinition } from "@chatcrm/contracts/chatcrm/flows/v1/flow_pb";
+import { EdgePort, FlowDefinitionSchema, TriggerKind, type FlowDefinition } from "@chatcrm/contracts/chatcrm/flows/v1/flow_pb";
 import { FlowsService } from "@chatcrm/contracts/chatcrm/flows/v1/flows_service_pb";
 import { createGrpcClient } from "@chatcrm/grpc";
 import { Topics, EventPublisher, createKafka } from "@chatcrm/kafka";
@@ -23,13 +23,14 @@ export async function startFlowStack(name: string, overrides: Partial<Config> = 
   await startGroupsAtEnd(
     {
       [`${name}_contacts`]: [Topics.inboundMessages.name, Topics.deliveryStatuses.name, Topics.subscriberStatuses.name],
+      [`${name}_contacts_funnel`]: [Topics.funnelMoves.name],
       [`${name}_flows`]: [Topics.resolvedMessages.name, Topics.flowCommands.name, Topics.flowTimers.name, Topics.integrationResults.name],
     },
     testLogger("offsets"),
   );
   const contactsBase = testBackendConfig(`${name}_contacts`);
   const contacts = await startContacts(
-    { ...serviceTestConfig(contactsConfigSchema, contactsBase), KAFKA_CONSUMER_GROUP: `${name}_contacts` },
+    { ...serviceTestConfig(contactsConfigSchema, contactsBase), KAFKA_CONSUMER_GROUP: `${name}_contacts`, FUNNEL_MOVES_CONSUMER_GROUP: `${name}_contacts_funnel` },
     testLogger("contacts"),
   );
   const runtime = await startRuntime(name, contacts.grpcPort, overrides);
@@ -53,6 +54,10 @@ export async function startRuntime(name: string, contactsPort: number, overrides
 export const flowsClient = (port: number) => createGrpcClient(FlowsService, `127.0.0.1:${port}`);
 export const contactsClient = (port: number) => createGrpcClient(ContactsService, `127.0.0.1:${port}`);
 export { callAs as as } from "@chatcrm/testing";
+
+export const keyword = (word: string) => [{ kind: TriggerKind.KEYWORD, values: [word] }];
+export const next = (from: string, to: string, port = EdgePort.NEXT, buttonPayload = "") => ({ fromBlockId: from, toBlockId: to, port, buttonPayload });
+export const message = (blockId: string, text: string) => ({ blockId, kind: { case: "message" as const, value: { text } } });
 
 export const definition = (init: MessageInitShape<typeof FlowDefinitionSchema>): FlowDefinition => create(FlowDefinitionSchema, init);
 

@@ -881,6 +881,7 @@ async function main(env: Env) {
         MONGO_DATABASE: contactsDb,
         KAFKA_CLIENT_ID: contactsDb,
         KAFKA_CONSUMER_GROUP: contactsGroup,
+        FUNNEL_MOVES_CONSUMER_GROUP: `${contactsGroup}_funnel`,
         GRPC_HOST: "127.0.0.1",
         GRPC_PORT: String(contactsPort),
         LOG_LEVEL: s.logLevel,

@@ -113,17 +113,38 @@ export function setStatus(status: ContactStatus): Decide {
 
 /** Moves the contact to a block; the history keeps every move, the latest Limits.funnelHistory of them. */
 export function setFunnelPosition(flowId: string, blockId: string): Decide {
-  const flow = checkText("flow_id", flowId.trim());
-  const block = checkText("block_id", blockId.trim());
-  if (!flow) throw invalidArgument("flow_id", "is empty");
-  if (!block) throw invalidArgument("block_id", "is empty");
+  return recordFunnelMoves([{ flowId, blockId, at: new Date() }], { skipRecorded: false });
+}
+
+export interface FunnelMove {
+  flowId: string;
+  blockId: string;
+  at: Date;
+}
+
+/**
+ * Moves the contact through several blocks at once, in order (the flow runtime's moves, batched). With
+ * `skipRecorded`, a move no newer than the card's position is one already recorded (a redelivered event) and
+ * changes nothing.
+ */
+export function recordFunnelMoves(moves: FunnelMove[], { skipRecorded = true } = {}): Decide {
+  const checked = moves.map((m) => {
+    const flow = checkText("flow_id", m.flowId.trim());
+    const block = checkText("block_id", m.blockId.trim());
+    if (!flow) throw invalidArgument("flow_id", "is empty");
+    if (!block) throw invalidArgument("block_id", "is empty");
+    return { flowId: flow, blockId: block, at: m.at };
+  });
   return (doc) => {
-    const position = { flowId: flow, blockId: block, at: new Date() };
-    const from = doc.funnel ? `${doc.funnel.flowId}/${doc.funnel.blockId}` : "";
+    const since = skipRecorded && doc.funnel?.at ? new Date(doc.funnel.at).getTime() : -Infinity;
+    const fresh = checked.filter((m) => m.at.getTime() > since);
+    if (fresh.length === 0) return null;
+    const path = (p: { flowId: string; blockId: string } | null | undefined) => (p ? `${p.flowId}/${p.blockId}` : "");
+    const last = fresh[fresh.length - 1]!;
     return {
-      set: { funnel: position, funnelBlockId: block, funnelHistory: [...(doc.funnelHistory ?? []), position].slice(-Limits.funnelHistory) },
+      set: { funnel: last, funnelBlockId: last.blockId, funnelHistory: [...(doc.funnelHistory ?? []), ...fresh].slice(-Limits.funnelHistory) },
       changedFields: ["funnel", "funnel_history"],
-      timeline: [{ kind: "funnel_moved", subject: flow, oldValue: from, newValue: `${flow}/${block}` }],
+      timeline: fresh.map((m, i) => ({ kind: "funnel_moved", subject: m.flowId, oldValue: path(i === 0 ? doc.funnel : fresh[i - 1]), newValue: path(m) })),
     };
   };
 }

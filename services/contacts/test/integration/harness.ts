@@ -10,7 +10,7 @@ import { configSchema, type Config } from "../../src/config";
 /** The contacts service on the harness with its own database; `overrides` tunes batch sizes and timers. */
 export async function startTestContacts(database: string, overrides: Partial<Config> = {}) {
   const base = testBackendConfig(database);
-  const config: Config = { ...serviceTestConfig(configSchema, base), KAFKA_CONSUMER_GROUP: database, MASS_ACTION_POLL_INTERVAL_MS: 200, ...overrides };
+  const config: Config = { ...serviceTestConfig(configSchema, base), KAFKA_CONSUMER_GROUP: database, FUNNEL_MOVES_CONSUMER_GROUP: `${database}_funnel`, MASS_ACTION_POLL_INTERVAL_MS: 200, ...overrides };
   return startContacts(config, testLogger("contacts"));
 }
 

@@ -1,7 +1,7 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { DeliveryState, DeliveryStatusSchema, MessageKind, MessageOrigin, Messenger } from "@chatcrm/contracts/chatcrm/channels/v1/events_pb";
-import { ContactStatus, MessageAuthor } from "@chatcrm/contracts/chatcrm/contacts/v1/contacts_service_pb";
+import { ContactStatus, MessageAuthor, TimelineKind } from "@chatcrm/contracts/chatcrm/contacts/v1/contacts_service_pb";
 import { ContactChangeKind } from "@chatcrm/contracts/chatcrm/contacts/v1/events_pb";
 import { Status } from "@chatcrm/grpc";
 import { Topics } from "@chatcrm/kafka";
@@ -79,6 +79,32 @@ describe("contacts: inbound messages and delivery statuses through Kafka", () =>
     // Writing again makes them reachable again.
     await svc.parts.ingest.ingest(inbound(project, { senderId: "555003" }));
     expect((await byId(contact._id)).contact?.status).toBe(ContactStatus.SUBSCRIBED);
+  });
+
+  it("records the flow runtime's funnel moves on the card in order and once, and drops moves for cards it does not have", async () => {
+    const { contact } = (await svc.parts.ingest.ingest(inbound(project, { senderId: "555020" }))) as { contact: { _id: string } };
+    const t0 = Date.now();
+    const move = (moveId: string, blockId: string, atMs: number, contactId = contact._id) => ({
+      key: contactId,
+      projectId: project,
+      eventId: moveId,
+      value: { moveId, projectId: project, contactId, flowId: "quiz", blockId, movedAtMs: BigInt(atMs) },
+    });
+    // An unknown card first in the same batch: it must not hold up the others.
+    await svc.context.publisher.publishBatch(Topics.funnelMoves, [move("m0", "ask", t0, "no-such-contact"), move("m1", "ask", t0), move("m2", "thanks", t0 + 1)]);
+    const moved = await waitFor("the second move", async () => ((await byId(contact._id)).contact?.funnel?.blockId === "thanks" ? (await byId(contact._id)).contact : undefined));
+    expect(moved!.funnelHistory.map((p) => p.blockId)).toEqual(["ask", "thanks"]);
+    expect(moved!.funnel?.flowId).toBe("quiz");
+    // A redelivered move is not recorded twice; the next one is.
+    await svc.context.publisher.publishBatch(Topics.funnelMoves, [move("m1", "ask", t0), move("m3", "bye", t0 + 2)]);
+    const after = await waitFor("the third move", async () => ((await byId(contact._id)).contact?.funnel?.blockId === "bye" ? (await byId(contact._id)).contact : undefined));
+    expect(after!.funnelHistory.map((p) => p.blockId)).toEqual(["ask", "thanks", "bye"]);
+    const timeline = await client.listTimeline({ contact: { ref: { case: "contactId", value: contact._id } } }, as(project));
+    expect(timeline.entries.filter((e) => e.kind === TimelineKind.FUNNEL_MOVED).map((e) => [e.oldValue, e.newValue])).toEqual([
+      ["quiz/thanks", "quiz/bye"],
+      ["quiz/ask", "quiz/thanks"],
+      ["", "quiz/ask"],
+    ]);
   });
 
   it("follows the messenger's block and unblock, and leaves unknown subscribers alone", async () => {

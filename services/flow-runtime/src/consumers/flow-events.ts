@@ -1,32 +1,40 @@
-import { subscribe, Topics, type Subscription } from "@chatcrm/kafka";
+import type { DescMessage } from "@bufbuild/protobuf";
+import { subscribeBatch, Topics, type BatchContext, type ConsumedEvent, type Subscription, type TopicDefinition } from "@chatcrm/kafka";
 import { FlowCommandAction } from "@chatcrm/contracts/chatcrm/flows/v1/events_pb";
-import type { ContactStepper } from "../sessions/contact-stepper";
+import type { ContactStepper, StepRequest } from "../sessions/contact-stepper";
 
 /**
  * Everything that moves a contact's sessions, each keyed by contact so one contact's events stay in order within
  * a topic: messages (with the card contacts resolved), start/stop commands, timers that came due, integration
- * results. The stepper records each event id with the state it produced, so a redelivery changes nothing.
+ * results. Each partition's fetched batch goes to the stepper at once; it records each event id with the state
+ * it produced, so a redelivery changes nothing.
  */
 export function flowEventSubscriptions(stepper: ContactStepper): Subscription[] {
+  const on = <D extends DescMessage>(topic: TopicDefinition<D>, toRequest: (event: ConsumedEvent<D>) => StepRequest | undefined) =>
+    subscribeBatch(topic, async (events: ConsumedEvent<D>[], context: BatchContext) => {
+      // A partition that (re)joined may bring contacts another replica stepped meanwhile: start from the store.
+      if (context.firstSinceJoin) await stepper.resetCache();
+      await stepper.applyBatch(events.flatMap((e) => toRequest(e) ?? []));
+    });
   return [
-    subscribe(Topics.resolvedMessages, async ({ value, id }) => {
+    on(Topics.resolvedMessages, ({ value, id }) => {
       const { message, contact, firstTouch } = value;
-      if (!message || !contact) return;
-      await stepper.apply(message.projectId, contact.contactId, { kind: "message", eventId: message.messageId || id, message, firstTouch }, contact);
+      if (!message || !contact) return undefined;
+      return { projectId: message.projectId, contactId: contact.contactId, input: { kind: "message", eventId: message.messageId || id, message, firstTouch }, snapshot: contact };
     }),
-    subscribe(Topics.flowCommands, async ({ value }) => {
-      if (value.action !== FlowCommandAction.START && value.action !== FlowCommandAction.STOP) return;
+    on(Topics.flowCommands, ({ value }) => {
+      if (value.action !== FlowCommandAction.START && value.action !== FlowCommandAction.STOP) return undefined;
       const input =
         value.action === FlowCommandAction.STOP
           ? ({ kind: "stop", eventId: value.commandId, flowId: value.flowId } as const)
           : ({ kind: "start", eventId: value.commandId, flowId: value.flowId, blockId: value.blockId } as const);
-      await stepper.apply(value.projectId, value.contactId, input);
+      return { projectId: value.projectId, contactId: value.contactId, input };
     }),
-    subscribe(Topics.flowTimers, async ({ value }) => {
-      await stepper.apply(value.projectId, value.contactId, { kind: "timer", eventId: `timer:${value.timerId}`, timerId: value.timerId, sessionId: value.sessionId });
-    }),
-    subscribe(Topics.integrationResults, async ({ value }) => {
-      await stepper.apply(value.projectId, value.contactId, { kind: "result", eventId: `result:${value.requestId}`, result: value });
-    }),
+    on(Topics.flowTimers, ({ value }) => ({
+      projectId: value.projectId,
+      contactId: value.contactId,
+      input: { kind: "timer", eventId: `timer:${value.timerId}`, timerId: value.timerId, sessionId: value.sessionId },
+    })),
+    on(Topics.integrationResults, ({ value }) => ({ projectId: value.projectId, contactId: value.contactId, input: { kind: "result", eventId: `result:${value.requestId}`, result: value } })),
   ];
 }

@@ -55,6 +55,14 @@ export class EffectExecutor {
         await this.publisher.publishCoalesced(Topics.integrationRequests, { key: contactId, projectId, eventId: request.requestId, value: request });
         return;
       }
+      case "funnel":
+        await this.publisher.publishCoalesced(Topics.funnelMoves, {
+          key: contactId,
+          projectId,
+          eventId: effect.id,
+          value: { moveId: effect.id, projectId, contactId, flowId: effect.flowId!, blockId: effect.blockId!, movedAtMs: BigInt(effect.atMs!) },
+        });
+        return;
       case "timer":
         return this.timers.schedule({ _id: effect.id, projectId, contactId, sessionId: effect.sessionId!, purpose: effect.purpose!, dueAtMs: effect.dueAtMs! });
       case "salesPlan":

@@ -29,3 +29,6 @@ export function integrationEffect(id: string, request: MessageInitShape<typeof I
 export const timerEffect = (id: string, sessionId: string, purpose: TimerPurpose, dueAtMs: number): EffectRecord => ({ id, kind: "timer", sessionId, purpose, dueAtMs });
 
 export const salesPlanEffect = (id: string, plan: string): EffectRecord => ({ id, kind: "salesPlan", plan });
+
+/** The contact's funnel position moved (published to contacts, which keeps it on the card). */
+export const funnelEffect = (id: string, flowId: string, blockId: string, atMs: number): EffectRecord => ({ id, kind: "funnel", flowId, blockId, atMs });

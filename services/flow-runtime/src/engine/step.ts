@@ -6,7 +6,7 @@ import type { FlowShape } from "../definitions/flow-shape";
 import type { EffectRecord, SessionRecord } from "../sessions/state-store";
 import { checkAnswer } from "./answers";
 import { fireBlock, type BlockOutcome } from "./blocks";
-import { contactsEffect, sendEffect } from "./effects";
+import { contactsEffect, funnelEffect, sendEffect } from "./effects";
 import { render } from "./templates";
 import { wildcardMatch } from "./wildcard";
 
@@ -315,7 +315,7 @@ export class Step {
   private recordFunnelMoves() {
     for (const [id, at] of this.moved) {
       if (this.startBlocks.get(id) === at.blockId) continue;
-      this.effects.push(contactsEffect(this.nextId(), "setFunnelPosition", { contact: { ref: { case: "contactId", value: this.contact.contactId } }, flowId: at.flowId, blockId: at.blockId }));
+      this.effects.push(funnelEffect(this.nextId(), at.flowId, at.blockId, this.settings.now));
     }
   }
 }

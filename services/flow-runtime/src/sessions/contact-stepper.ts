@@ -2,11 +2,13 @@ import { clone, create } from "@bufbuild/protobuf";
 import type { ContactsService } from "@chatcrm/contracts/chatcrm/contacts/v1/contacts_service_pb";
 import { ContactSnapshotSchema, type ContactSnapshot } from "@chatcrm/contracts/chatcrm/contacts/v1/events_pb";
 import { PROJECT_METADATA_KEY, RpcError, Status, type GrpcClient } from "@chatcrm/grpc";
+import { forEachLimited, groupInOrder } from "@chatcrm/kafka";
 import type { Logger } from "@chatcrm/logging";
 import type { EffectExecutor } from "../effects/effect-executor";
 import { Step, type FlowSource, type Ignored, type StepInput } from "../engine/step";
 import { KeyedLock } from "./keyed-lock";
-import { StateConflict, type StateStore } from "./state-store";
+import { StateCache } from "./state-cache";
+import { nextState, stateKey, type ContactState, type StateStore } from "./state-store";
 
 /** Counters a person (or a test, or a benchmark) reads to see what the runtime did with its events. */
 export interface FlowMetrics {
@@ -14,24 +16,44 @@ export interface FlowMetrics {
   duplicates: number;
   ignored: Record<Exclude<Ignored, "">, number>;
   loopsStopped: number;
+  /** Revisions another writer stored first (the step was redone on fresh state). */
+  conflicts: number;
 }
 
 export interface StepperSettings {
   stepLimit: number;
   defaultRegion: string;
+  /** Contact states kept in memory. */
+  cacheSize: number;
+  /** Contacts whose steps and effects run at once within a batch. */
+  contactsAtOnce: number;
+}
+
+/** One event for one contact, as the consumers hand it over. */
+export interface StepRequest {
+  projectId: string;
+  contactId: string;
+  input: StepInput;
+  /** The card as contacts resolved it with the message; other events read the card when they need it. */
+  snapshot?: ContactSnapshot;
 }
 
 const MAX_CONFLICTS = 8;
 
 /**
- * Applies one event to one contact: under a per-contact lock, it finishes effects a crash left behind, skips an
- * event already applied, runs the step, saves the new state together with the step's effects (an outbox in the
- * contact's own document), then executes the effects and clears them. A concurrent writer elsewhere makes the
- * save fail and the step run again on fresh state.
+ * Applies events to contacts' states a batch at a time. Within a batch every contact's events go in order, in
+ * rounds: a round takes the next event of each contact, runs the steps, stores all the new states with one
+ * insert (each state with its step's effects: an outbox), then executes the effects. So a step sees the effects
+ * of the contact's previous event done, as if the events came one by one, while the database sees one write per
+ * round instead of three per event. States stay in memory between events (StateCache); a state whose revision
+ * another writer stored first is reloaded and its step redone. Effects done are recorded in the store with the
+ * contact's next step, or by `recordDoneEffects` if none comes; until then a crash makes them run again, which
+ * is safe because every effect is idempotent.
  */
 export class ContactStepper {
   private readonly lock = new KeyedLock();
-  readonly metrics: FlowMetrics = { applied: 0, duplicates: 0, ignored: { "no-flow": 0, "stale-timer": 0, "stale-result": 0, "unknown-flow": 0 }, loopsStopped: 0 };
+  private readonly cache: StateCache;
+  readonly metrics: FlowMetrics = { applied: 0, duplicates: 0, ignored: { "no-flow": 0, "stale-timer": 0, "stale-result": 0, "unknown-flow": 0 }, loopsStopped: 0, conflicts: 0 };
 
   constructor(
     private readonly store: StateStore,
@@ -40,62 +62,158 @@ export class ContactStepper {
     private readonly contacts: GrpcClient<typeof ContactsService>,
     private readonly logger: Logger,
     private readonly settings: StepperSettings,
-  ) {}
+  ) {
+    this.cache = new StateCache(settings.cacheSize);
+  }
 
   apply(projectId: string, contactId: string, input: StepInput, snapshot?: ContactSnapshot): Promise<void> {
-    return this.lock.run(`${projectId}:${contactId}`, () => this.applyLocked(projectId, contactId, input, snapshot));
+    return this.applyBatch([{ projectId, contactId, input, snapshot }]);
   }
 
-  /** Finishes the effects of a step that crashed half-way (the relay calls it for old pending effects). */
-  finishPending(projectId: string, contactId: string): Promise<void> {
-    return this.lock.run(`${projectId}:${contactId}`, async () => void (await this.loadSettled(projectId, contactId)));
+  async applyBatch(requests: StepRequest[]): Promise<void> {
+    const queues = [...groupInOrder(requests, (r) => stateKey(r.projectId, r.contactId)).values()];
+    if (queues.length === 0) return;
+    await this.lock.runAll(
+      queues.map((q) => stateKey(q[0]!.projectId, q[0]!.contactId)),
+      async () => {
+        for (let i = 0; ; i++) {
+          const round = queues.flatMap((q) => (i < q.length ? [q[i]!] : []));
+          if (round.length === 0) return;
+          await this.applyRound(round);
+        }
+      },
+    );
   }
 
-  private async loadSettled(projectId: string, contactId: string) {
-    const doc = await this.store.load(projectId, contactId);
-    if (!doc.pending.length) return doc;
-    await this.executor.execute(projectId, contactId, doc.pending);
-    await this.store.clearPending(doc);
-    return this.store.load(projectId, contactId);
+  /**
+   * Runs the effects a crash (or a failed batch) left undone for these contacts. It reads the store, not the copy
+   * in memory: the writer that left them may have been another replica.
+   */
+  async finishPending(contacts: { projectId: string; contactId: string }[]): Promise<void> {
+    if (contacts.length === 0) return;
+    await this.lock.runAll(
+      contacts.map((c) => stateKey(c.projectId, c.contactId)),
+      async () => void (await this.settledStates(contacts, { fromStore: true })),
+    );
   }
 
-  private async applyLocked(projectId: string, contactId: string, input: StepInput, snapshot?: ContactSnapshot): Promise<void> {
-    for (let attempt = 1; ; attempt++) {
-      const doc = await this.loadSettled(projectId, contactId);
-      if (doc.recent.includes(input.eventId)) {
-        this.metrics.duplicates++;
-        return;
-      }
-      // Timers, results and stops only matter to a contact that is in a flow; no need to ask for the card.
-      if (input.kind !== "message" && input.kind !== "start" && doc.sessions.length === 0) {
-        if (input.kind !== "stop") this.metrics.ignored[input.kind === "timer" ? "stale-timer" : "stale-result"]++;
-        return;
-      }
-      const contact = snapshot ? clone(ContactSnapshotSchema, snapshot) : await this.fetchContact(projectId, contactId);
-      if (!contact) {
-        this.logger.info({ projectId, contactId, event: input.kind }, "the contact no longer exists; the event changes nothing");
-        return;
-      }
-      const step = new Step(projectId, contact, structuredClone(doc.sessions), this.flows, { ...this.settings, now: Date.now() }, input.eventId);
-      const outcome = await step.run(input);
-      for (const report of outcome.reports) this.logger.warn({ projectId, contactId, event: input.kind }, report);
-      if (outcome.loopStopped) this.metrics.loopsStopped++;
-      if (outcome.ignored) this.metrics.ignored[outcome.ignored]++;
-      const unchanged = outcome.effects.length === 0 && JSON.stringify(outcome.sessions) === JSON.stringify(doc.sessions);
-      if (unchanged) return;
-      let saved;
-      try {
-        saved = await this.store.save({ ...doc, sessions: outcome.sessions, pending: outcome.effects }, input.eventId);
-      } catch (err) {
-        if (err instanceof StateConflict && attempt < MAX_CONFLICTS) continue;
-        throw err;
-      }
-      this.metrics.applied++;
-      if (outcome.effects.length === 0) return;
-      await this.executor.execute(projectId, contactId, outcome.effects);
-      await this.store.clearPending(saved);
-      return;
+  /**
+   * Stores, as a new revision without them, the effects done more than `olderThanMs` ago for contacts that had no
+   * step since (all of them with 0): the relay would otherwise take them for a crash and redo them.
+   */
+  async recordDoneEffects(olderThanMs: number): Promise<number> {
+    const candidates = this.cache.unclearedSince(Date.now() - olderThanMs);
+    if (candidates.length === 0) return 0;
+    return this.lock.runAll(
+      candidates.map((s) => s.key),
+      async () => {
+        // A step may have stored a newer revision while this waited for the lock.
+        const due = this.cache.unclearedSince(Date.now() - olderThanMs).filter((s) => s.pending.length === 0);
+        const next = due.map((s) => nextState(s, { sessions: s.sessions, pending: [] }, undefined));
+        const conflicts = await this.store.saveMany(next);
+        for (const s of next) {
+          if (conflicts.has(s.key)) this.cache.delete(s.key);
+          else this.cache.stored(s);
+        }
+        return next.length;
+      },
+    );
+  }
+
+  /** Forgets every state held in memory (the partitions moved: another replica may step these contacts now). */
+  async resetCache(): Promise<void> {
+    await this.recordDoneEffects(0);
+    this.cache.clear();
+  }
+
+  get cachedStates(): number {
+    return this.cache.size;
+  }
+
+  private async applyRound(round: StepRequest[]): Promise<void> {
+    let todo = round;
+    for (let attempt = 1; todo.length > 0; attempt++) {
+      const states = await this.settledStates(todo);
+      const results = new Map<string, ContactState>();
+      await forEachLimited(todo, this.settings.contactsAtOnce, async (request) => {
+        const state = states.get(stateKey(request.projectId, request.contactId))!;
+        const next = await this.step(state, request);
+        if (next) results.set(next.key, next);
+      });
+      const changed = [...results.values()];
+      const conflicts = await this.store.saveMany(changed);
+      for (const key of conflicts) this.cache.delete(key);
+      this.metrics.conflicts += conflicts.size;
+      const saved = changed.filter((s) => !conflicts.has(s.key));
+      for (const s of saved) this.cache.stored(s);
+      this.metrics.applied += saved.length;
+      await this.runEffects(saved);
+      todo = todo.filter((r) => conflicts.has(stateKey(r.projectId, r.contactId)));
+      if (todo.length > 0 && attempt >= MAX_CONFLICTS) throw new Error(`contact states kept changing under ${todo.length} steps; the batch is retried`);
     }
+  }
+
+  /** The contacts' states, from memory or else one query, with effects a crash left behind done first. */
+  private async settledStates(contacts: { projectId: string; contactId: string }[], { fromStore = false } = {}): Promise<Map<string, ContactState>> {
+    const states = new Map<string, ContactState>();
+    const missing: { projectId: string; contactId: string }[] = [];
+    for (const c of contacts) {
+      const key = stateKey(c.projectId, c.contactId);
+      const cached = fromStore ? undefined : this.cache.get(key);
+      if (cached) states.set(key, cached);
+      else missing.push(c);
+    }
+    for (const [key, state] of await this.store.loadMany(missing)) {
+      // The copy of the same revision knows better whether its effects already ran.
+      const cached = this.cache.get(key);
+      if (cached?.rev === state.rev) {
+        states.set(key, cached);
+        continue;
+      }
+      states.set(key, state);
+      this.cache.stored(state);
+    }
+    const unsettled = [...states.values()].filter((s) => s.pending.length > 0);
+    await this.runEffects(unsettled);
+    for (const s of unsettled) states.set(s.key, this.cache.get(s.key)!);
+    return states;
+  }
+
+  private async runEffects(states: ContactState[]): Promise<void> {
+    await forEachLimited(
+      states.filter((s) => s.pending.length > 0),
+      this.settings.contactsAtOnce,
+      async (s) => {
+        await this.executor.execute(s.projectId, s.contactId, s.pending);
+        this.cache.effectsDone(s);
+      },
+    );
+  }
+
+  /** One event on one contact's state: the next state, or undefined when the event changes nothing. */
+  private async step(state: ContactState, { projectId, contactId, input, snapshot }: StepRequest): Promise<ContactState | undefined> {
+    if (state.recent.includes(input.eventId)) {
+      this.metrics.duplicates++;
+      return undefined;
+    }
+    // Timers, results and stops only matter to a contact that is in a flow; no need to ask for the card.
+    if (input.kind !== "message" && input.kind !== "start" && state.sessions.length === 0) {
+      if (input.kind !== "stop") this.metrics.ignored[input.kind === "timer" ? "stale-timer" : "stale-result"]++;
+      return undefined;
+    }
+    const contact = snapshot ? clone(ContactSnapshotSchema, snapshot) : await this.fetchContact(projectId, contactId);
+    if (!contact) {
+      this.logger.info({ projectId, contactId, event: input.kind }, "the contact no longer exists; the event changes nothing");
+      return undefined;
+    }
+    const step = new Step(projectId, contact, structuredClone(state.sessions), this.flows, { ...this.settings, now: Date.now() }, input.eventId);
+    const outcome = await step.run(input);
+    for (const report of outcome.reports) this.logger.warn({ projectId, contactId, event: input.kind }, report);
+    if (outcome.loopStopped) this.metrics.loopsStopped++;
+    if (outcome.ignored) this.metrics.ignored[outcome.ignored]++;
+    const unchanged = outcome.effects.length === 0 && JSON.stringify(outcome.sessions) === JSON.stringify(state.sessions);
+    if (unchanged) return undefined;
+    return nextState(state, { sessions: outcome.sessions, pending: outcome.effects }, input.eventId);
   }
 
   private async fetchContact(projectId: string, contactId: string): Promise<ContactSnapshot | undefined> {

@@ -1,4 +1,4 @@
-import { storedBytes } from "@chatcrm/mongo";
+import { onlyDuplicateKeys, storedBytes } from "@chatcrm/mongo";
 import { Schema, type Connection, type Model } from "mongoose";
 
 /** What a session waits for; "" while it runs through blocks within one step. */
@@ -24,7 +24,7 @@ export interface SessionRecord {
 /** Something a step decided to do outside this document, executed after the document is saved (an outbox). */
 export interface EffectRecord {
   id: string;
-  kind: "contacts" | "send" | "integration" | "timer" | "salesPlan";
+  kind: "contacts" | "send" | "integration" | "timer" | "salesPlan" | "funnel";
   /** contacts: the ContactsService method (or "markUnread"). */
   method?: string;
   /** The request as protobuf binary (contacts, send, integration). */
@@ -35,39 +35,58 @@ export interface EffectRecord {
   purpose?: number;
   /** salesPlan: the plan's name. */
   plan?: string;
+  /** funnel: the block a session came to rest on, and when. */
+  flowId?: string;
+  blockId?: string;
+  atMs?: number;
 }
 
 /**
  * Everything the runtime knows about one contact: its sessions, the ids of the events it applied lately (so a
- * redelivered event changes nothing) and the effects of its last step until they are done. One document per
- * contact keeps a step atomic without transactions; `rev` makes concurrent writers (another replica) retry.
+ * redelivered event changes nothing) and the effects of its last steps until they are done (an outbox).
  */
-export interface ContactStateDoc {
-  _id: string;
+export interface ContactState {
+  /** `<projectId>:<contactId>`. */
+  key: string;
   projectId: string;
   contactId: string;
+  /** The stored revision this state is (0: never stored). */
   rev: number;
   sessions: SessionRecord[];
   recent: string[];
   pending: EffectRecord[];
-  hasPending: boolean;
   updatedAt: Date;
+}
+
+/**
+ * One stored revision of a contact's state. Revisions are only ever inserted (`_id` = key#rev), never updated: an
+ * insert is the one write FerretDB does without reading the collection, and the unique `_id` makes it a
+ * compare-and-set (a second writer of the same revision gets a duplicate key and retries on fresh state). The
+ * newest revision is the state; older ones are deleted once they are older than the retention.
+ */
+export interface StateRevisionDoc extends ContactState {
+  _id: string;
+  hasPending: boolean;
 }
 
 export class StateConflict extends Error {}
 
 /** Event ids remembered per contact for deduplication; Kafka redelivers within a few batches, not hundreds. */
-const RECENT_EVENTS = 200;
+const RECENT_EVENTS = 64;
 
 export function stateModel(connection: Connection) {
   const session = new Schema<SessionRecord>(
     { id: String, flowId: String, version: Number, blockId: String, wait: String, deadlineMs: Number, timerId: String, requestId: String, invalidAnswers: Number, startedAt: Date },
     { _id: false },
   );
-  const effect = new Schema<EffectRecord>({ id: String, kind: String, method: String, payload: Buffer, dueAtMs: Number, sessionId: String, purpose: Number, plan: String }, { _id: false });
-  const schema = new Schema<ContactStateDoc>(
+  const effect = new Schema<EffectRecord>(
+    { id: String, kind: String, method: String, payload: Buffer, dueAtMs: Number, sessionId: String, purpose: Number, plan: String, flowId: String, blockId: String, atMs: Number },
+    { _id: false },
+  );
+  const schema = new Schema<StateRevisionDoc>(
     {
       _id: String,
+      key: String,
       projectId: { type: String, required: true },
       contactId: String,
       rev: Number,
@@ -79,52 +98,125 @@ export function stateModel(connection: Connection) {
     },
     { versionKey: false },
   );
-  // The effect relay: contacts whose last step's effects may not be done.
+  // Loading a contact: its revisions, newest first.
+  schema.index({ key: 1, rev: -1 });
+  // The effect relay: revisions whose step's effects may not be done.
   schema.index({ hasPending: 1, updatedAt: 1 });
-  return connection.model<ContactStateDoc>("ContactState", schema, "contact_states");
+  return connection.model<StateRevisionDoc>("ContactState", schema, "contact_states");
 }
 
-export const stateId = (projectId: string, contactId: string) => `${projectId}:${contactId}`;
+export const stateKey = (projectId: string, contactId: string) => `${projectId}:${contactId}`;
+const revisionId = (key: string, rev: number) => `${key}#${rev}`;
+
+export const emptyState = (projectId: string, contactId: string): ContactState => ({
+  key: stateKey(projectId, contactId),
+  projectId,
+  contactId,
+  rev: 0,
+  sessions: [],
+  recent: [],
+  pending: [],
+  updatedAt: new Date(),
+});
+
+/** The state after a step: the next revision, with the step's event remembered. */
+export function nextState(state: ContactState, change: Pick<ContactState, "sessions" | "pending">, eventId: string | undefined): ContactState {
+  const recent = eventId ? [...state.recent.filter((id) => id !== eventId), eventId].slice(-RECENT_EVENTS) : state.recent;
+  return { ...state, ...change, rev: state.rev + 1, recent, updatedAt: new Date() };
+}
+
+export interface StoreSettings {
+  /** How long a superseded revision stays: a writer holding a state older than this could write past a newer one. */
+  retentionMs: number;
+}
 
 export class StateStore {
-  constructor(private readonly model: Model<ContactStateDoc>) {}
+  /** Superseded revisions and when they may go, oldest first. */
+  private superseded: { id: string; after: number }[] = [];
 
-  async load(projectId: string, contactId: string): Promise<ContactStateDoc> {
-    const doc = await this.model.findOne({ _id: stateId(projectId, contactId), projectId }).lean();
-    return doc
-      ? { ...doc, sessions: doc.sessions ?? [], recent: doc.recent ?? [], pending: (doc.pending ?? []).map((e) => ({ ...e, payload: e.payload === undefined ? undefined : storedBytes(e.payload) })) }
-      : { _id: stateId(projectId, contactId), projectId, contactId, rev: 0, sessions: [], recent: [], pending: [], hasPending: false, updatedAt: new Date() };
+  constructor(
+    private readonly model: Model<StateRevisionDoc>,
+    private readonly settings: StoreSettings,
+  ) {}
+
+  async load(projectId: string, contactId: string): Promise<ContactState> {
+    return (await this.loadMany([{ projectId, contactId }])).get(stateKey(projectId, contactId))!;
   }
 
-  /** Writes the document if nobody wrote it since it was loaded; throws StateConflict otherwise. */
-  async save(doc: ContactStateDoc, eventId: string | undefined): Promise<ContactStateDoc> {
-    const recent = eventId ? [...doc.recent.filter((id) => id !== eventId), eventId].slice(-RECENT_EVENTS) : doc.recent;
-    const next: ContactStateDoc = { ...doc, rev: doc.rev + 1, recent, hasPending: doc.pending.length > 0, updatedAt: new Date() };
-    if (doc.rev === 0) {
-      try {
-        await this.model.collection.insertOne(next as never);
-      } catch (err) {
-        if ((err as { code?: number }).code === 11000) throw new StateConflict();
-        throw err;
-      }
-      return next;
+  /** The newest revision of each contact's state (an empty state for a contact never stored), one query for all. */
+  async loadMany(contacts: { projectId: string; contactId: string }[]): Promise<Map<string, ContactState>> {
+    const states = new Map(contacts.map((c) => [stateKey(c.projectId, c.contactId), emptyState(c.projectId, c.contactId)]));
+    if (states.size === 0) return states;
+    const projects = [...new Set(contacts.map((c) => c.projectId))];
+    const docs = await this.model.find({ projectId: { $in: projects }, key: { $in: [...states.keys()] } }).lean();
+    const now = Date.now();
+    for (const doc of docs.sort((a, b) => a.rev - b.rev)) {
+      const current = states.get(doc.key);
+      if (!current) continue;
+      if (current.rev > 0) this.supersede(revisionId(current.key, current.rev), now);
+      states.set(doc.key, {
+        key: doc.key,
+        projectId: doc.projectId,
+        contactId: doc.contactId,
+        rev: doc.rev,
+        sessions: doc.sessions ?? [],
+        recent: doc.recent ?? [],
+        pending: (doc.pending ?? []).map(readEffect),
+        updatedAt: doc.updatedAt,
+      });
     }
-    const { _id, ...fields } = next;
-    const res = await this.model.collection.updateOne({ _id: _id as never, rev: doc.rev }, { $set: fields });
-    if (res.matchedCount === 0) throw new StateConflict();
-    return next;
+    return states;
   }
 
-  /** The effects are done: drops them unless someone wrote since (then they moved on and own what is there). */
-  async clearPending(doc: ContactStateDoc): Promise<void> {
-    await this.model.collection.updateOne({ _id: doc._id as never, rev: doc.rev }, { $set: { pending: [], hasPending: false, rev: doc.rev + 1, updatedAt: new Date() } });
+  /**
+   * Stores each state as its revision; returns the keys whose revision someone else stored first (their state
+   * in memory is stale: load it again and redo). Anything else that fails throws, and nothing is taken as stored.
+   */
+  async saveMany(states: ContactState[]): Promise<Set<string>> {
+    const conflicts = new Set<string>();
+    if (states.length === 0) return conflicts;
+    const docs: StateRevisionDoc[] = states.map((s) => ({ ...s, _id: revisionId(s.key, s.rev), hasPending: s.pending.length > 0 }));
+    try {
+      await this.model.collection.insertMany(docs as never[], { ordered: false });
+    } catch (err) {
+      if (!onlyDuplicateKeys(err)) throw err;
+      for (const w of (err as { writeErrors?: { index: number }[] }).writeErrors ?? []) conflicts.add(states[w.index]!.key);
+      if (conflicts.size === 0) conflicts.add(states[0]!.key);
+    }
+    const now = Date.now();
+    for (const s of states) if (s.rev > 1 && !conflicts.has(s.key)) this.supersede(revisionId(s.key, s.rev - 1), now);
+    return conflicts;
   }
 
-  /** Contacts whose effects have waited longer than `olderThanMs`: a step that crashed before finishing them. */
+  async save(state: ContactState): Promise<void> {
+    if ((await this.saveMany([state])).size > 0) throw new StateConflict();
+  }
+
+  private supersede(id: string, now: number) {
+    this.superseded.push({ id, after: now + this.settings.retentionMs });
+  }
+
+  /** Deletes the superseded revisions past the retention (one query); returns how many. */
+  async compact(limit = 5_000): Promise<number> {
+    const now = Date.now();
+    let n = 0;
+    while (n < this.superseded.length && n < limit && this.superseded[n]!.after <= now) n++;
+    if (n === 0) return 0;
+    const due = this.superseded.slice(0, n).map((s) => s.id);
+    await this.model.collection.deleteMany({ _id: { $in: due as never[] } });
+    this.superseded = this.superseded.slice(n);
+    return n;
+  }
+
+  /** Revisions whose effects have waited longer than `olderThanMs`: maybe a step that crashed before finishing them. */
   async stranded(olderThanMs: number, limit = 200): Promise<{ projectId: string; contactId: string }[]> {
-    return this.model
+    const docs = await this.model
       .find({ hasPending: true, updatedAt: { $lt: new Date(Date.now() - olderThanMs) } }, { projectId: 1, contactId: 1 })
       .limit(limit)
       .lean();
+    const unique = new Map(docs.map((d) => [stateKey(d.projectId, d.contactId), { projectId: d.projectId, contactId: d.contactId }]));
+    return [...unique.values()];
   }
 }
+
+const readEffect = (e: EffectRecord): EffectRecord => ({ ...e, payload: e.payload === undefined ? undefined : storedBytes(e.payload) });

@@ -1,18 +1,15 @@
 import { create } from "@bufbuild/protobuf";
 import { AnswerField, MassActionKind } from "@chatcrm/contracts/chatcrm/contacts/v1/contacts_service_pb";
 import { ContactResolvedMessageSchema } from "@chatcrm/contracts/chatcrm/contacts/v1/events_pb";
-import { AnswerKind, CheckOperator, CheckSubject, DelayUnit, EdgePort, HttpMethod, SessionWait, TimeoutBehavior, TriggerKind, type Flow } from "@chatcrm/contracts/chatcrm/flows/v1/flow_pb";
+import { AnswerKind, CheckOperator, CheckSubject, DelayUnit, EdgePort, HttpMethod, SessionWait, TimeoutBehavior, type Flow } from "@chatcrm/contracts/chatcrm/flows/v1/flow_pb";
 import { RpcError, Status } from "@chatcrm/grpc";
 import { Topics } from "@chatcrm/kafka";
 import { stopAndDrop, tapTopic, testLogger, uniqueDatabase, uniqueName, waitFor } from "@chatcrm/testing";
-import { as, contactsClient, definition, flowsClient, startFlowStack, startRuntime, Subscriber } from "../harness";
+import { as, contactsClient, definition, flowsClient, keyword, message, next, startFlowStack, startRuntime, Subscriber } from "../harness";
 
 type Stack = Awaited<ReturnType<typeof startFlowStack>>;
 type Runtime = Stack["runtime"];
 
-const keyword = (word: string) => [{ kind: TriggerKind.KEYWORD, values: [word] }];
-const next = (from: string, to: string, port = EdgePort.NEXT, buttonPayload = "") => ({ fromBlockId: from, toBlockId: to, port, buttonPayload });
-const message = (blockId: string, text: string) => ({ blockId, kind: { case: "message" as const, value: { text } } });
 
 describe("flow runtime: the seed scenarios against real Kafka, FerretDB and the contacts service", () => {
   const project = uniqueName("proj");
@@ -74,7 +71,12 @@ describe("flow runtime: the seed scenarios against real Kafka, FerretDB and the 
       const c = (await contacts.getContact({ contact: { ref: { case: "contactId", value: (await contactOf(s)).contactId } } }, as(project))).contact!;
       return c.phone === "+79161234567" && c.variables["callback phone"] === "+79161234567" ? c : undefined;
     });
-    expect(card.funnel?.blockId).toBe("thanks");
+    // The funnel position reaches the card through flows.funnel-moves.v1, after the step.
+    const moved = await waitFor("the funnel position on the card", async () => {
+      const c = (await contacts.getContact({ contact: { ref: { case: "contactId", value: card.contactId } } }, as(project))).contact!;
+      return c.funnel?.blockId === "thanks" ? c : undefined;
+    });
+    expect(moved.funnelHistory.map((p) => p.blockId)).toEqual(["ask", "thanks"]);
     expect(textsTo(s)).toEqual(["Your phone, please", "That is not a phone number", "That is not a phone number", "Thanks, Ivan! We will call +79161234567."]);
   });
 

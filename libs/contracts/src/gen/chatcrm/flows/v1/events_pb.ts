@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file chatcrm/flows/v1/events.proto.
  */
 export const file_chatcrm_flows_v1_events: GenFile = /*@__PURE__*/
-  fileDesc("Ch1jaGF0Y3JtL2Zsb3dzL3YxL2V2ZW50cy5wcm90bxIQY2hhdGNybS5mbG93cy52MSKhAQoLRmxvd0NvbW1hbmQSEgoKY29tbWFuZF9pZBgBIAEoCRISCgpwcm9qZWN0X2lkGAIgASgJEhIKCmNvbnRhY3RfaWQYAyABKAkSDwoHZmxvd19pZBgEIAEoCRIQCghibG9ja19pZBgFIAEoCRIzCgZhY3Rpb24YBiABKA4yIy5jaGF0Y3JtLmZsb3dzLnYxLkZsb3dDb21tYW5kQWN0aW9uIp4BCgpUaW1lckZpcmVkEhAKCHRpbWVyX2lkGAEgASgJEhIKCnByb2plY3RfaWQYAiABKAkSEgoKY29udGFjdF9pZBgDIAEoCRISCgpzZXNzaW9uX2lkGAQgASgJEi8KB3B1cnBvc2UYBSABKA4yHi5jaGF0Y3JtLmZsb3dzLnYxLlRpbWVyUHVycG9zZRIRCglkdWVfYXRfbXMYBiABKAMqdQoRRmxvd0NvbW1hbmRBY3Rpb24SIwofRkxPV19DT01NQU5EX0FDVElPTl9VTlNQRUNJRklFRBAAEh0KGUZMT1dfQ09NTUFORF9BQ1RJT05fU1RBUlQQARIcChhGTE9XX0NPTU1BTkRfQUNUSU9OX1NUT1AQAiqOAQoMVGltZXJQdXJwb3NlEh0KGVRJTUVSX1BVUlBPU0VfVU5TUEVDSUZJRUQQABIfChtUSU1FUl9QVVJQT1NFX1JFUExZX1RJTUVPVVQQARIXChNUSU1FUl9QVVJQT1NFX0RFTEFZEAISJQohVElNRVJfUFVSUE9TRV9JTlRFR1JBVElPTl9USU1FT1VUEANiBnByb3RvMw");
+  fileDesc("Ch1jaGF0Y3JtL2Zsb3dzL3YxL2V2ZW50cy5wcm90bxIQY2hhdGNybS5mbG93cy52MSKhAQoLRmxvd0NvbW1hbmQSEgoKY29tbWFuZF9pZBgBIAEoCRISCgpwcm9qZWN0X2lkGAIgASgJEhIKCmNvbnRhY3RfaWQYAyABKAkSDwoHZmxvd19pZBgEIAEoCRIQCghibG9ja19pZBgFIAEoCRIzCgZhY3Rpb24YBiABKA4yIy5jaGF0Y3JtLmZsb3dzLnYxLkZsb3dDb21tYW5kQWN0aW9uIp4BCgpUaW1lckZpcmVkEhAKCHRpbWVyX2lkGAEgASgJEhIKCnByb2plY3RfaWQYAiABKAkSEgoKY29udGFjdF9pZBgDIAEoCRISCgpzZXNzaW9uX2lkGAQgASgJEi8KB3B1cnBvc2UYBSABKA4yHi5jaGF0Y3JtLmZsb3dzLnYxLlRpbWVyUHVycG9zZRIRCglkdWVfYXRfbXMYBiABKAMifgoLRnVubmVsTW92ZWQSDwoHbW92ZV9pZBgBIAEoCRISCgpwcm9qZWN0X2lkGAIgASgJEhIKCmNvbnRhY3RfaWQYAyABKAkSDwoHZmxvd19pZBgEIAEoCRIQCghibG9ja19pZBgFIAEoCRITCgttb3ZlZF9hdF9tcxgGIAEoAyp1ChFGbG93Q29tbWFuZEFjdGlvbhIjCh9GTE9XX0NPTU1BTkRfQUNUSU9OX1VOU1BFQ0lGSUVEEAASHQoZRkxPV19DT01NQU5EX0FDVElPTl9TVEFSVBABEhwKGEZMT1dfQ09NTUFORF9BQ1RJT05fU1RPUBACKo4BCgxUaW1lclB1cnBvc2USHQoZVElNRVJfUFVSUE9TRV9VTlNQRUNJRklFRBAAEh8KG1RJTUVSX1BVUlBPU0VfUkVQTFlfVElNRU9VVBABEhcKE1RJTUVSX1BVUlBPU0VfREVMQVkQAhIlCiFUSU1FUl9QVVJQT1NFX0lOVEVHUkFUSU9OX1RJTUVPVVQQA2IGcHJvdG8z");
 
 /**
  * Start or stop a flow for one contact, from a mass action or another service.
@@ -111,6 +111,57 @@ export type TimerFired = Message<"chatcrm.flows.v1.TimerFired"> & {
  */
 export const TimerFiredSchema: GenMessage<TimerFired> = /*@__PURE__*/
   messageDesc(file_chatcrm_flows_v1_events, 1);
+
+/**
+ * A contact's session came to rest on a block (or a flow started there): the card's funnel position (seed 002
+ * filters and exports read it). Published by the flow runtime after the step is saved; the contacts service
+ * records the moves on the card in order. A redelivered move no newer than the card's position changes nothing.
+ * Topic: flows.funnel-moves.v1. Key: contact_id.
+ *
+ * @generated from message chatcrm.flows.v1.FunnelMoved
+ */
+export type FunnelMoved = Message<"chatcrm.flows.v1.FunnelMoved"> & {
+  /**
+   * Unique per move (derived from the event the step applied).
+   *
+   * @generated from field: string move_id = 1;
+   */
+  moveId: string;
+
+  /**
+   * @generated from field: string project_id = 2;
+   */
+  projectId: string;
+
+  /**
+   * @generated from field: string contact_id = 3;
+   */
+  contactId: string;
+
+  /**
+   * @generated from field: string flow_id = 4;
+   */
+  flowId: string;
+
+  /**
+   * @generated from field: string block_id = 5;
+   */
+  blockId: string;
+
+  /**
+   * Milliseconds since the epoch when the step ran.
+   *
+   * @generated from field: int64 moved_at_ms = 6;
+   */
+  movedAtMs: bigint;
+};
+
+/**
+ * Describes the message chatcrm.flows.v1.FunnelMoved.
+ * Use `create(FunnelMovedSchema)` to create a new message.
+ */
+export const FunnelMovedSchema: GenMessage<FunnelMoved> = /*@__PURE__*/
+  messageDesc(file_chatcrm_flows_v1_events, 2);
 
 /**
  * What a FlowCommand asks for.

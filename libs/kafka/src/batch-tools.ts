@@ -1,0 +1,35 @@
+/**
+ * Groups a batch's items by key, each group in the batch's order: the unit a batch handler works on when one key's
+ * records must stay in order while different keys may go concurrently.
+ */
+export function groupInOrder<T>(items: readonly T[], keyOf: (item: T) => string): Map<string, T[]> {
+  const groups = new Map<string, T[]>();
+  for (const item of items) {
+    const key = keyOf(item);
+    const group = groups.get(key);
+    if (group) group.push(item);
+    else groups.set(key, [item]);
+  }
+  return groups;
+}
+
+/**
+ * Runs `work` for every item with at most `limit` running at once (a batch's keys against a database or a peer
+ * service that should not get hundreds of calls at a time). Rejects with the first failure after all have settled,
+ * so a retried batch never overlaps work still running from the failed attempt.
+ */
+export async function forEachLimited<T>(items: Iterable<T>, limit: number, work: (item: T) => Promise<void>): Promise<void> {
+  const queue = [...items];
+  let failure: { error: unknown } | undefined;
+  const worker = async () => {
+    for (let item = queue.shift(); item !== undefined; item = queue.shift()) {
+      try {
+        await work(item);
+      } catch (error) {
+        failure ??= { error };
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, queue.length)) }, worker));
+  if (failure) throw failure.error;
+}

@@ -1,0 +1,112 @@
+import { AnswerKind } from "@chatcrm/contracts/chatcrm/flows/v1/flow_pb";
+import { Topics } from "@chatcrm/kafka";
+import { stopAndDrop, tapTopic, testLogger, uniqueDatabase, uniqueName, waitFor } from "@chatcrm/testing";
+import { sendEffect } from "../../src/engine/effects";
+import { emptyState, nextState } from "../../src/sessions/state-store";
+import { as, contactsClient, definition, flowsClient, keyword, message, next, startFlowStack, startRuntime, Subscriber } from "../harness";
+
+type Stack = Awaited<ReturnType<typeof startFlowStack>>;
+type Runtime = Stack["runtime"];
+
+/**
+ * How contact states are kept: revisions inserted, never updated (a second writer of a revision is refused), held
+ * in memory between events, effects recorded as done later. What must hold: nothing stepped on stale state, no
+ * effect lost across a crash, none redone once recorded.
+ */
+describe("flow runtime: contact state revisions, the in-memory copy and the effect outbox", () => {
+  const project = uniqueName("proj");
+  const name = uniqueDatabase("flowstate");
+  let stack: Stack;
+  let runtime: Runtime;
+  let sends: Awaited<ReturnType<typeof tapTopic<typeof Topics.sendCommands.schema>>>;
+  const textsTo = (s: Subscriber) => sends.events.filter((e) => e.value.recipientId === s.senderId).map((e) => e.value.text);
+
+  beforeAll(async () => {
+    stack = await startFlowStack(name, { EFFECT_CLEAR_AFTER_MS: 300, STATE_REVISION_RETENTION_MS: 500, STATE_COMPACTION_INTERVAL_MS: 300 });
+    runtime = stack.runtime;
+    sends = await tapTopic(Topics.sendCommands, project, testLogger("tap"));
+    const flows = flowsClient(runtime.grpcPort);
+    await flows.createFlow(
+      {
+        definition: definition({
+          name: "Quiz",
+          entryBlockId: "q",
+          triggers: keyword("quiz"),
+          blocks: [{ blockId: "q", kind: { case: "question", value: { prompt: { text: "Your answer?" }, expect: AnswerKind.TEXT, retryUnlimited: true } } }, message("done", "Got it")],
+          edges: [next("q", "done")],
+        }),
+      },
+      as(project),
+    );
+    flows.close();
+  }, 120_000);
+
+  afterAll(async () => {
+    await sends?.close();
+    await Subscriber.close();
+    await stopAndDrop(runtime);
+    await stopAndDrop(stack?.contacts);
+  }, 120_000);
+
+  const contactIdOf = async (s: Subscriber) => {
+    const contacts = contactsClient(stack.contacts.grpcPort);
+    try {
+      return await waitFor("the contact", async () => (await contacts.listContacts({ filter: { search: s.senderId }, pageSize: 5 }, as(project))).contacts[0]?.contactId);
+    } finally {
+      contacts.close();
+    }
+  };
+
+  test("a state another writer stored meanwhile is reloaded before the step, never overwritten from the stale copy", async () => {
+    const s = new Subscriber(project);
+    await s.says("quiz");
+    await waitFor("the question", () => textsTo(s).includes("Your answer?"));
+    const contactId = await contactIdOf(s);
+    // Another replica (say) ended the session while this one still holds the contact's state in memory.
+    const { store, stepper } = runtime.parts;
+    await waitFor("the state cached", () => stepper.cachedStates > 0);
+    const stored = await store.load(project, contactId);
+    expect(stored.sessions).toHaveLength(1);
+    await store.save(nextState(stored, { sessions: [], pending: [] }, "elsewhere"));
+    const conflicts = stepper.metrics.conflicts;
+    const noFlow = stepper.metrics.ignored["no-flow"];
+    await s.says("my answer");
+    await waitFor("the stale copy refused", () => stepper.metrics.conflicts > conflicts && stepper.metrics.ignored["no-flow"] > noFlow);
+    await new Promise((r) => setTimeout(r, 1_000));
+    expect(textsTo(s)).toEqual(["Your answer?"]);
+    expect((await store.load(project, contactId)).sessions).toEqual([]);
+  });
+
+  test("done effects are recorded as done, and superseded revisions are deleted after the retention", async () => {
+    const s = new Subscriber(project);
+    await s.says("quiz");
+    await waitFor("the question", () => textsTo(s).includes("Your answer?"));
+    const contactId = await contactIdOf(s);
+    const { store } = runtime.parts;
+    const settled = await waitFor("the revision without pending effects", async () => {
+      const state = await store.load(project, contactId);
+      return state.pending.length === 0 && state.rev >= 2 ? state : undefined;
+    });
+    expect(settled.sessions).toHaveLength(1);
+    const revisions = runtime.context.mongo.connection.db!.collection("contact_states");
+    await waitFor("only the newest revision left", async () => (await revisions.countDocuments({ key: settled.key })) === 1);
+    expect(await revisions.findOne({ key: settled.key })).toMatchObject({ rev: settled.rev, hasPending: false });
+  });
+
+  test("effects stored but never run (a crash between the insert and the effects) are run by the relay, and only once", async () => {
+    const s = new Subscriber(project);
+    await s.says("hello");
+    const contactId = await contactIdOf(s);
+    const { store } = runtime.parts;
+    const commandId = uniqueName("stranded");
+    const send = sendEffect(commandId, { projectId: project, channelId: s.channelId, recipientId: s.senderId, contactId, text: "Left behind by a crash" });
+    await store.save(nextState(emptyState(project, contactId), { sessions: [], pending: [send] }, "crashed-step"));
+    await waitFor("the stranded send", () => sends.events.some((e) => e.value.commandId === commandId), 20_000);
+    await waitFor("the effects recorded as done", async () => (await store.load(project, contactId)).pending.length === 0);
+    // A restart after that redoes nothing.
+    await runtime.stop();
+    runtime = await startRuntime(name, stack.contacts.grpcPort, { EFFECT_CLEAR_AFTER_MS: 300 });
+    await new Promise((r) => setTimeout(r, 3_000));
+    expect(sends.events.filter((e) => e.value.commandId === commandId)).toHaveLength(1);
+  });
+});
