@@ -33,3 +33,47 @@ export async function forEachLimited<T>(items: Iterable<T>, limit: number, work:
   await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, queue.length)) }, worker));
   if (failure) throw failure.error;
 }
+
+interface Waiting<In, Out> {
+  item: In;
+  resolve: (out: Out) => void;
+  reject: (err: unknown) => void;
+}
+
+/**
+ * Turns many concurrent single requests into few batched ones: one batch is in flight at a time, and what arrives
+ * meanwhile goes out together in the next (at most `maxBatch` items). Each caller still learns its own item's
+ * outcome. Items go out in the order they were added, and batches never overlap.
+ */
+export class Coalescer<In, Out> {
+  private waiting: Waiting<In, Out>[] = [];
+  private flushing = false;
+
+  constructor(
+    private readonly send: (items: In[]) => Promise<Out[]>,
+    private readonly maxBatch: number,
+  ) {}
+
+  add(item: In): Promise<Out> {
+    return new Promise((resolve, reject) => {
+      this.waiting.push({ item, resolve, reject });
+      if (!this.flushing) void this.flush();
+    });
+  }
+
+  private async flush(): Promise<void> {
+    this.flushing = true;
+    // Let the callers of this tick join the first batch too.
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    while (this.waiting.length > 0) {
+      const batch = this.waiting.splice(0, this.maxBatch);
+      try {
+        const outs = await this.send(batch.map((w) => w.item));
+        batch.forEach((w, i) => w.resolve(outs[i]!));
+      } catch (err) {
+        for (const w of batch) w.reject(err);
+      }
+    }
+    this.flushing = false;
+  }
+}

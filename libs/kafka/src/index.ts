@@ -1,5 +1,5 @@
 export { EventConsumer, subscribe, subscribeBatch, type BatchContext, type BatchHandler, type ConsumedEvent, type EventConsumerOptions, type EventHandler, type RetryPolicy, type Subscription } from "./consumer";
-export { forEachLimited, groupInOrder } from "./batch-tools";
+export { Coalescer, forEachLimited, groupInOrder } from "./batch-tools";
 export { createKafka, type KafkaSettings } from "./create-kafka";
 export { DeadLetterHeader, Header, headersToStrings, PROTOBUF_CONTENT_TYPE } from "./headers";
 export type { ProcessedEventStore } from "./processed-events";

@@ -2,6 +2,7 @@ import { create, toBinary, type DescMessage, type MessageInitShape } from "@bufb
 import { randomUUID } from "node:crypto";
 import { CompressionTypes, Partitioners, type Kafka, type Message, type Producer } from "kafkajs";
 import { injectTraceContext, runInChildSpan, SpanKind } from "@chatcrm/telemetry";
+import { Coalescer } from "./batch-tools";
 import { Header, PROTOBUF_CONTENT_TYPE } from "./headers";
 import { schemaVersion, type TopicDefinition } from "./topic";
 
@@ -43,7 +44,7 @@ function* chunksUnder(messages: Message[], maxBytes: number): Generator<Message[
  */
 export class EventPublisher {
   private readonly producer: Producer;
-  private readonly queues = new Map<string, CoalescingQueue>();
+  private readonly queues = new Map<string, Coalescer<OutgoingEvent<DescMessage>, string>>();
 
   constructor(kafka: Kafka) {
     this.producer = kafka.producer({
@@ -106,7 +107,7 @@ export class EventPublisher {
   publishCoalesced<D extends DescMessage>(topic: TopicDefinition<D>, event: OutgoingEvent<D>): Promise<string> {
     let queue = this.queues.get(topic.name);
     if (!queue) {
-      queue = new CoalescingQueue((events) => this.publishBatch(topic as TopicDefinition, events));
+      queue = new Coalescer((events: OutgoingEvent<DescMessage>[]) => this.publishBatch(topic as TopicDefinition, events), MAX_COALESCED);
       this.queues.set(topic.name, queue);
     }
     return queue.add(event as OutgoingEvent<DescMessage>);
@@ -118,41 +119,5 @@ export class EventPublisher {
   }
 }
 
-interface Pending {
-  event: OutgoingEvent<DescMessage>;
-  resolve: (id: string) => void;
-  reject: (err: unknown) => void;
-}
-
 /** Events waiting for the topic's request in flight to finish; a request takes at most this many. */
 const MAX_COALESCED = 2_000;
-
-class CoalescingQueue {
-  private waiting: Pending[] = [];
-  private flushing = false;
-
-  constructor(private readonly send: (events: OutgoingEvent<DescMessage>[]) => Promise<string[]>) {}
-
-  add(event: OutgoingEvent<DescMessage>): Promise<string> {
-    return new Promise((resolve, reject) => {
-      this.waiting.push({ event, resolve, reject });
-      if (!this.flushing) void this.flush();
-    });
-  }
-
-  private async flush(): Promise<void> {
-    this.flushing = true;
-    // Let the callers of this tick join the first request too.
-    await new Promise<void>((resolve) => setImmediate(resolve));
-    while (this.waiting.length > 0) {
-      const batch = this.waiting.splice(0, MAX_COALESCED);
-      try {
-        const ids = await this.send(batch.map((p) => p.event));
-        batch.forEach((p, i) => p.resolve(ids[i]!));
-      } catch (err) {
-        for (const p of batch) p.reject(err);
-      }
-    }
-    this.flushing = false;
-  }
-}

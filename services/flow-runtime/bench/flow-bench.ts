@@ -8,7 +8,7 @@
  *      events published straight to contacts.resolved-messages.v1 (as contacts would after resolving the contact),
  *      in rounds: every contact sends one message per round (the first is the keyword that starts the flow), and a
  *      round ends when every contact's replies were read back from channels.send-commands.v1. Two populations of
- *      contacts (the state documents FerretDB has to scan grow with it);
+ *      contacts;
  *   2. timers: 1,000,000 timers due 1–7 days ahead stored through TimerWheel.scheduleMany in batches, with the heap
  *      and RSS after a forced GC every 250,000; then, while they are pending, the firing lag of timers stored through
  *      schedule() (held in memory), of timers stored only through scheduleMany (found by the periodic scan), and end
@@ -54,9 +54,8 @@ function readSettings(env: Env) {
   return {
     mongoUrl: env.MONGO_URL,
     kafkaBrokers: env.KAFKA_BROKERS.split(",").map((b) => b.trim()),
-    /** Throughput populations: contacts, and answer rounds after the starting (keyword) round, for each ("200:3,2000:1"
-     *  adds a second population; on FerretDB one round of 2,000 contacts takes many minutes: see REPORT.md). */
-    populations: (env.BENCH_POPULATIONS || "200:3").split(",").map((p) => {
+    /** Throughput populations: contacts, and answer rounds after the starting (keyword) round, for each. */
+    populations: (env.BENCH_POPULATIONS || "200:3,2000:5").split(",").map((p) => {
       const [contacts, rounds] = p.split(":").map(Number);
       return { contacts: contacts!, rounds: rounds! };
     }),
@@ -122,6 +121,7 @@ async function startStack(name: string, settings: Settings) {
   await startGroupsAtEnd(
     {
       [`${name}_contacts`]: [Topics.inboundMessages.name, Topics.deliveryStatuses.name, Topics.subscriberStatuses.name],
+      [`${name}_contacts_funnel`]: [Topics.funnelMoves.name],
       [`${name}_flows`]: [Topics.resolvedMessages.name, Topics.flowCommands.name, Topics.flowTimers.name, Topics.integrationResults.name],
     },
     logger,
@@ -138,7 +138,7 @@ async function startStack(name: string, settings: Settings) {
     MONGO_TTL_INDEXES: false,
   });
   const env = { MONGO_URL: settings.mongoUrl, KAFKA_BROKERS: settings.kafkaBrokers.join(",") };
-  const contacts = await startContacts({ ...contactsConfigSchema.parse(env), ...base(`${name}_contacts`), KAFKA_CONSUMER_GROUP: `${name}_contacts` }, logger.child({ service: "contacts" }));
+  const contacts = await startContacts({ ...contactsConfigSchema.parse(env), ...base(`${name}_contacts`), KAFKA_CONSUMER_GROUP: `${name}_contacts`, FUNNEL_MOVES_CONSUMER_GROUP: `${name}_contacts_funnel` }, logger.child({ service: "contacts" }));
   const config: Config = {
     ...configSchema.parse(env),
     ...base(`${name}_flows`),
@@ -146,7 +146,6 @@ async function startStack(name: string, settings: Settings) {
     KAFKA_CONSUMER_GROUP: `${name}_flows`,
     TIMER_SCAN_INTERVAL_MS: settings.scanIntervalMs,
   };
-  // Error level: the runtime warns once per message that SetFunnelPosition found no card (see REPORT.md).
   const runtime = await startFlowRuntime(config, createLogger({ service: "flow-runtime", level: "error" }));
   return { contacts, runtime, config, logger };
 }
@@ -186,7 +185,8 @@ async function main(env: Env) {
   summary.serviceConfig = { CONSUMER_CONCURRENCY: config.CONSUMER_CONCURRENCY, TIMER_LOOKAHEAD_MS: config.TIMER_LOOKAHEAD_MS, TIMER_SCAN_INTERVAL_MS: config.TIMER_SCAN_INTERVAL_MS, EFFECT_RELAY_INTERVAL_MS: config.EFFECT_RELAY_INTERVAL_MS };
   const { timers, stepper, store } = runtime.parts;
   const timings = new Timings();
-  for (const m of ["load", "save", "clearPending"]) timings.wrap(store, m, () => `store.${m}`);
+  for (const m of ["loadMany", "saveMany", "compact", "stranded"]) timings.wrap(store, m, () => `store.${m}`);
+  timings.wrap(stepper, "applyBatch", () => "stepper.applyBatch (one partition's batch)");
   const executor = (stepper as unknown as { executor: object }).executor;
   timings.wrap(executor, "execute", () => "executor.execute (all effects of a step)");
   timings.wrap(executor, "one", (args) => {

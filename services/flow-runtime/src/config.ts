@@ -20,7 +20,7 @@ export const configSchema = serviceBaseSchema({ grpcPort: 50053, database: "chat
   /** Contact states held in memory between their events (each costs about 1–2 KB). */
   STATE_CACHE_CONTACTS: positiveInt(100_000),
   /** Contacts of one batch whose steps and effects run at once. */
-  CONTACTS_AT_ONCE: positiveInt(64),
+  CONTACTS_AT_ONCE: positiveInt(256),
   /** Done effects are recorded as done with the contact's next step, or after this long without one. */
   EFFECT_CLEAR_AFTER_MS: positiveInt(5_000),
   /** Superseded state revisions are deleted after this long (a writer holding an older state must not outlive it). */

@@ -11,6 +11,9 @@ import type { TimerWheel } from "../timers/timer-wheel";
 import type { SalesPlans } from "./sales-plans";
 
 /** Answers that mean "this call can never succeed": the effect is reported and skipped, not retried for ever. */
+/** Effects that are records on Kafka topics. */
+const PUBLISHED = new Set<EffectRecord["kind"]>(["send", "integration", "funnel"]);
+
 const PERMANENT = new Set([Status.INVALID_ARGUMENT, Status.NOT_FOUND, Status.FAILED_PRECONDITION, Status.PERMISSION_DENIED]);
 
 /**
@@ -29,7 +32,16 @@ export class EffectExecutor {
   ) {}
 
   async execute(projectId: string, contactId: string, effects: EffectRecord[]): Promise<void> {
+    // Consecutive records for Kafka go out together (each topic's queue keeps their order); anything else waits
+    // for what came before it, so an action still lands before the message after it.
+    let published: Promise<void>[] = [];
     for (const effect of effects) {
+      if (PUBLISHED.has(effect.kind)) {
+        published.push(this.one(projectId, contactId, effect));
+        continue;
+      }
+      await Promise.all(published);
+      published = [];
       try {
         await this.one(projectId, contactId, effect);
       } catch (err) {
@@ -40,6 +52,7 @@ export class EffectExecutor {
         throw err;
       }
     }
+    await Promise.all(published);
   }
 
   private async one(projectId: string, contactId: string, effect: EffectRecord): Promise<void> {

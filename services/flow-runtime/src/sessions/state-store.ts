@@ -1,3 +1,4 @@
+import { Coalescer } from "@chatcrm/kafka";
 import { onlyDuplicateKeys, storedBytes } from "@chatcrm/mongo";
 import { Schema, type Connection, type Model } from "mongoose";
 
@@ -72,7 +73,10 @@ export interface StateRevisionDoc extends ContactState {
 export class StateConflict extends Error {}
 
 /** Event ids remembered per contact for deduplication; Kafka redelivers within a few batches, not hundreds. */
-const RECENT_EVENTS = 64;
+const RECENT_EVENTS = 32;
+
+/** Revisions written by one insert at most. */
+const MAX_INSERT = 2_000;
 
 export function stateModel(connection: Connection) {
   const session = new Schema<SessionRecord>(
@@ -133,6 +137,7 @@ export interface StoreSettings {
 export class StateStore {
   /** Superseded revisions and when they may go, oldest first. */
   private superseded: { id: string; after: number }[] = [];
+  private readonly inserts = new Coalescer<ContactState, boolean>((states) => this.insert(states), MAX_INSERT);
 
   constructor(
     private readonly model: Model<StateRevisionDoc>,
@@ -171,21 +176,30 @@ export class StateStore {
   /**
    * Stores each state as its revision; returns the keys whose revision someone else stored first (their state
    * in memory is stale: load it again and redo). Anything else that fails throws, and nothing is taken as stored.
+   * Saves made at the same moment (the partitions' batches) share one insert.
    */
   async saveMany(states: ContactState[]): Promise<Set<string>> {
-    const conflicts = new Set<string>();
-    if (states.length === 0) return conflicts;
-    const docs: StateRevisionDoc[] = states.map((s) => ({ ...s, _id: revisionId(s.key, s.rev), hasPending: s.pending.length > 0 }));
-    try {
-      await this.model.collection.insertMany(docs as never[], { ordered: false });
-    } catch (err) {
-      if (!onlyDuplicateKeys(err)) throw err;
-      for (const w of (err as { writeErrors?: { index: number }[] }).writeErrors ?? []) conflicts.add(states[w.index]!.key);
-      if (conflicts.size === 0) conflicts.add(states[0]!.key);
-    }
+    const taken = await Promise.all(states.map((s) => this.inserts.add(s)));
+    const conflicts = new Set(states.filter((_, i) => taken[i]).map((s) => s.key));
     const now = Date.now();
     for (const s of states) if (s.rev > 1 && !conflicts.has(s.key)) this.supersede(revisionId(s.key, s.rev - 1), now);
     return conflicts;
+  }
+
+  /** One insert for all; true for each revision that was already there. */
+  private async insert(states: ContactState[]): Promise<boolean[]> {
+    const docs: StateRevisionDoc[] = states.map((s) => ({ ...s, _id: revisionId(s.key, s.rev), hasPending: s.pending.length > 0 }));
+    try {
+      await this.model.collection.insertMany(docs as never[], { ordered: false });
+      return states.map(() => false);
+    } catch (err) {
+      if (!onlyDuplicateKeys(err)) throw err;
+      const writeErrors = (err as { writeErrors?: { index: number }[] }).writeErrors ?? [];
+      // Without per-document errors nobody knows which went in: all are redone from the store.
+      if (writeErrors.length === 0) return states.map(() => true);
+      const taken = new Set(writeErrors.map((w) => w.index));
+      return states.map((_, i) => taken.has(i));
+    }
   }
 
   async save(state: ContactState): Promise<void> {
