@@ -65,7 +65,9 @@ export function startFlowRuntime(config: Config, logger: Logger) {
       // Closed after the relay below has stopped (hooks run last-added first): the relay calls contacts.
       ctx.onShutdown("contacts client", () => contacts.close());
       // Effects of a step that crashed half-way are finished from here (the next event of the contact would too).
-      ctx.every("finishing stranded flow effects", config.EFFECT_RELAY_INTERVAL_MS, async () => stepper.finishPending(await store.stranded(config.EFFECT_RELAY_AFTER_MS)));
+      ctx.every("finishing stranded flow effects", config.EFFECT_RELAY_INTERVAL_MS, async () =>
+        stepper.finishPending(await store.stranded(config.EFFECT_RELAY_AFTER_MS), config.EFFECT_RELAY_AFTER_MS),
+      );
       ctx.every("recording done flow effects", Math.max(250, Math.floor(config.EFFECT_CLEAR_AFTER_MS / 2)), () => stepper.recordDoneEffects(config.EFFECT_CLEAR_AFTER_MS));
       ctx.every("deleting superseded contact states", config.STATE_COMPACTION_INTERVAL_MS, () => store.compact());
       // Last thing before the consumers' Kafka clients close: what ran is recorded, so a restart does not redo it.

@@ -86,14 +86,29 @@ export class ContactStepper {
   }
 
   /**
-   * Runs the effects a crash (or a failed batch) left undone for these contacts. It reads the store, not the copy
-   * in memory: the writer that left them may have been another replica.
+   * Runs the effects a crash (or a failed batch) left undone for these contacts, if the revision that holds them is
+   * older than `olderThanMs`. It reads the store, not the copy in memory: the writer that left them may have been
+   * another replica; a younger revision may be another replica's step whose effects are running right now.
    */
-  async finishPending(contacts: { projectId: string; contactId: string }[]): Promise<void> {
+  async finishPending(contacts: { projectId: string; contactId: string }[], olderThanMs = 0): Promise<void> {
     if (contacts.length === 0) return;
     await this.lock.runAll(
       contacts.map((c) => stateKey(c.projectId, c.contactId)),
-      async () => void (await this.settledStates(contacts, { fromStore: true })),
+      async () => {
+        const cutoff = Date.now() - olderThanMs;
+        const due: ContactState[] = [];
+        for (const [key, stored] of await this.store.loadMany(contacts)) {
+          const cached = this.cache.get(key);
+          // The copy of the same revision knows better whether its effects already ran.
+          if (cached?.rev === stored.rev) {
+            if (cached.pending.length > 0) due.push(cached);
+            continue;
+          }
+          if (cached) this.cache.delete(key);
+          if (stored.pending.length > 0 && new Date(stored.updatedAt).getTime() <= cutoff) due.push(stored);
+        }
+        await this.runEffects(due);
+      },
     );
   }
 
@@ -154,22 +169,16 @@ export class ContactStepper {
   }
 
   /** The contacts' states, from memory or else one query, with effects a crash left behind done first. */
-  private async settledStates(contacts: { projectId: string; contactId: string }[], { fromStore = false } = {}): Promise<Map<string, ContactState>> {
+  private async settledStates(contacts: { projectId: string; contactId: string }[]): Promise<Map<string, ContactState>> {
     const states = new Map<string, ContactState>();
     const missing: { projectId: string; contactId: string }[] = [];
     for (const c of contacts) {
       const key = stateKey(c.projectId, c.contactId);
-      const cached = fromStore ? undefined : this.cache.get(key);
+      const cached = this.cache.get(key);
       if (cached) states.set(key, cached);
       else missing.push(c);
     }
     for (const [key, state] of await this.store.loadMany(missing)) {
-      // The copy of the same revision knows better whether its effects already ran.
-      const cached = this.cache.get(key);
-      if (cached?.rev === state.rev) {
-        states.set(key, cached);
-        continue;
-      }
       states.set(key, state);
       this.cache.stored(state);
     }
