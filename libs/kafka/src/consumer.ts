@@ -4,6 +4,7 @@ import type { Logger } from "@chatcrm/logging";
 import { runInRemoteContext, SpanKind } from "@chatcrm/telemetry";
 import { DeadLetterHeader, Header, headersToStrings } from "./headers";
 import type { ProcessedEventStore } from "./processed-events";
+import { whileTopicsSettle } from "./provision";
 import type { EventPublisher } from "./publisher";
 import { deadLetterTopic, type TopicDefinition } from "./topic";
 
@@ -120,7 +121,7 @@ export class EventConsumer {
 
   async start(): Promise<void> {
     await this.consumer.connect();
-    await this.consumer.subscribe({ topics: [...this.byTopic.keys()], fromBeginning: this.options.fromBeginning ?? true });
+    await whileTopicsSettle(() => this.consumer.subscribe({ topics: [...this.byTopic.keys()], fromBeginning: this.options.fromBeginning ?? true }));
     const partitionsConsumedConcurrently = this.options.partitionsConsumedConcurrently ?? 1;
     if ([...this.byTopic.values()].some((s) => s.batchHandler)) {
       this.consumer.on(this.consumer.events.GROUP_JOIN, () => this.seenSinceJoin.clear());

@@ -11,12 +11,19 @@ export interface ProvisionOptions {
  * Creates the topics that do not exist yet and waits until each partition has a leader, so the first publish
  * does not fail on a fresh cluster. Existing topics are left as they are. Safe to run from every replica.
  */
-export async function ensureTopics(admin: Admin, topics: TopicDefinition[], options: ProvisionOptions): Promise<string[]> {
-  // Services starting together create the same topics at once; a metadata read right after another client's
-  // create can answer "does not host this topic-partition" until the broker has caught up. That passes.
+export function ensureTopics(admin: Admin, topics: TopicDefinition[], options: ProvisionOptions): Promise<string[]> {
+  return whileTopicsSettle(() => createMissing(admin, topics, options));
+}
+
+/**
+ * Retries a metadata-bound call (topic creation, a consumer's subscribe) while topics settle: services starting
+ * together create the same topics at once, and a metadata read right after another client's create can answer
+ * "does not host this topic-partition" until the broker has caught up. That passes within a second or two.
+ */
+export async function whileTopicsSettle<T>(call: () => Promise<T>): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     try {
-      return await createMissing(admin, topics, options);
+      return await call();
     } catch (err) {
       if (attempt >= 6 || !isTransient(err)) throw err;
       await new Promise((resolve) => setTimeout(resolve, 250 * attempt));
