@@ -30,7 +30,7 @@ import { FlowsService } from "@chatcrm/contracts/chatcrm/flows/v1/flows_service_
 import { createGrpcClient } from "@chatcrm/grpc";
 import { createKafka, EventPublisher, Header, headersToStrings, Topics, type OutgoingEvent } from "@chatcrm/kafka";
 import { createLogger } from "@chatcrm/logging";
-import { benchMachine, callAs, median, quantile, startGroupsAtEnd, stopAndDrop } from "@chatcrm/testing";
+import { benchMachine, callAs, cpuBetween, cpuSnapshot, median, pidOnPort, quantile, startGroupsAtEnd, stopAndDrop } from "@chatcrm/testing";
 // The runtime reads and changes cards through the real contacts service, so the bench starts one beside it.
 // eslint-disable-next-line @nx/enforce-module-boundaries
 import { startContacts } from "../../contacts/src/app";
@@ -59,6 +59,9 @@ function readSettings(env: Env) {
       const [contacts, rounds] = p.split(":").map(Number);
       return { contacts: contacts!, rounds: rounds! };
     }),
+    /** Steady load: contacts that each answer as soon as their question arrives, and for how long (0 s: skip). */
+    steadyContacts: int("BENCH_STEADY_CONTACTS", 4_000),
+    steadySeconds: int("BENCH_STEADY_SECONDS", 40),
     /** A round with no reply for this long is cut off and reported incomplete. */
     stallSeconds: int("BENCH_STALL", 30),
     timers: int("BENCH_TIMERS", 1_000_000),
@@ -200,13 +203,16 @@ async function main(env: Env) {
   // Replies per recipient, with the time each was read back.
   const replies = new Map<string, { at: number; text: string }[]>();
   let lastReplyAt = Date.now();
+  let onReply: (recipientId: string, count: number, at: number) => void = () => undefined;
   const sendsTap = await tap(settings, `${name}_tap_sends`, Topics.sendCommands.name, project, (value, at) => {
     const c = fromBinary(SendMessageCommandSchema, value);
     let list = replies.get(c.recipientId);
     if (!list) replies.set(c.recipientId, (list = []));
     list.push({ at, text: c.text });
     lastReplyAt = at;
+    onReply(c.recipientId, list.length, at);
   });
+  const pids = { bench: process.pid, kafka: pidOnPort(Number(settings.kafkaBrokers[0]!.split(":")[1])), ferretdb: pidOnPort(Number(new URL(settings.mongoUrl).port || 27017)) };
   const fired = new Map<string, number>();
   const timersTap = await tap(settings, `${name}_tap_timers`, Topics.flowTimers.name, project, (value, at) => {
     const t = fromBinary(Topics.flowTimers.schema, value);
@@ -296,6 +302,7 @@ async function main(env: Env) {
       offset += pop.contacts;
       const stateDocsBefore = await runtime.context.mongo.connection.db!.collection("contact_states").countDocuments();
       const rounds = [];
+      const cpuBefore = cpuSnapshot(pids);
       const t = process.cpuUsage();
       const wall = Date.now();
       // Round 0: the keyword starts the flow, one reply (question one). Each later answer: a message and a question.
@@ -306,6 +313,7 @@ async function main(env: Env) {
         if (r.handled < r.messages) break;
       }
       const cpu = process.cpuUsage(t);
+      const cpuUsed = cpuBetween(cpuBefore, cpuSnapshot(pids), { digits: 1, calls: rounds.reduce((n, r) => n + r.handled, 0) });
       const calls = timings.take();
       log("time per call:", calls);
       const answerRounds = rounds.slice(1).filter((r) => r.handled === r.messages);
@@ -318,9 +326,63 @@ async function main(env: Env) {
         medianAnswerP99Ms: r1(median(answerRounds.map((r) => r.latencyMs.p99))),
         runtimeCallsMs: calls,
         benchProcessCpuPct: r1(((cpu.user + cpu.system) / 1000 / (Date.now() - wall)) * 100),
+        cpu: cpuUsed,
       });
     }
     summary.throughput = throughput;
+
+    // Steady load: every contact answers the moment its question arrives, so fetching, stepping, inserting and
+    // publishing overlap as they would with real subscribers. Counted over the window after a warm-up.
+    if (settings.steadyContacts > 0 && settings.steadySeconds > 0) {
+      const ids = Array.from({ length: settings.steadyContacts }, (_, i) => `bs${stamp.toString(36)}-${i}`);
+      const start = await round(ids, 0, "start", 1);
+      log(`steady, ${ids.length} contacts: the keyword round`, start);
+      const answered = new Map(ids.map((id) => [id, 0]));
+      const askedAt = new Map<string, number>();
+      const latencies: number[] = [];
+      let running = true;
+      let handled = 0;
+      const warmUpMs = Math.min(10_000, (settings.steadySeconds * 1000) / 4);
+      const t0 = Date.now();
+      const answer = (id: string) => {
+        const seq = answered.get(id)! + 1;
+        answered.set(id, seq);
+        askedAt.set(id, Date.now());
+        void publisher.publishCoalesced(Topics.resolvedMessages, resolved(id, id, `answer ${seq}`, seq));
+      };
+      onReply = (id, count, at) => {
+        const seq = answered.get(id);
+        // An answer is handled once its message and the next question are back: 1 + 2 × answers replies.
+        if (seq === undefined || count !== 1 + 2 * seq || seq === 0) return;
+        if (at - t0 >= warmUpMs) {
+          handled++;
+          latencies.push(at - askedAt.get(id)!);
+        }
+        if (running) answer(id);
+      };
+      ids.forEach(answer);
+      await sleep(warmUpMs);
+      const cpuFrom = cpuSnapshot(pids);
+      timings.take();
+      await sleep(settings.steadySeconds * 1000 - warmUpMs);
+      running = false;
+      const windowS = (Date.now() - t0 - warmUpMs) / 1000;
+      const steady = {
+        contacts: ids.length,
+        windowSeconds: r1(windowS),
+        warmUpSeconds: r1(warmUpMs / 1000),
+        handled,
+        msgPerS: r1(handled / windowS),
+        latencyMs: dist(latencies),
+        cpu: cpuBetween(cpuFrom, cpuSnapshot(pids), { digits: 1, calls: handled }),
+        runtimeCallsMs: timings.take(),
+      };
+      onReply = () => undefined;
+      log("steady load:", steady);
+      summary.steady = steady;
+      // Let the answers in flight finish before the timer phase.
+      await sleep(5_000);
+    }
     summary.stepperAfterThroughput = structuredClone(stepper.metrics);
 
     // -------------------------------------------------------------------------------------------------------
