@@ -58,7 +58,7 @@ export function startContacts(config: Config, logger: Logger) {
       ctx.addConsumer({
         groupId: config.FUNNEL_MOVES_CONSUMER_GROUP,
         partitionsConsumedConcurrently: config.CONSUMER_CONCURRENCY,
-        subscriptions: [subscribeBatch(Topics.funnelMoves, funnelMovesHandler(writer, logger))],
+        subscriptions: [subscribeBatch(Topics.funnelMoves, funnelMovesHandler(store, writer, logger))],
       });
 
       // Events a crash or a Kafka outage left unpublished go out from here; mass actions resume from their records.

@@ -31,6 +31,13 @@ export class ContactStore {
   }
 
   /** _id lookup, then the project check in code: a foreign contact is indistinguishable from a missing one. */
+  /** Several of a project's cards by id in one query (absent ones are missing from the map). */
+  async byIds(projectId: string, ids: string[]): Promise<Map<string, ContactDoc>> {
+    if (ids.length === 0) return new Map();
+    const docs = (await this.contacts.collection.find({ _id: { $in: ids as never[] }, projectId }).toArray()) as unknown as ContactDoc[];
+    return new Map(docs.map((d) => [d._id, d]));
+  }
+
   async byId(projectId: string, id: string): Promise<ContactDoc | null> {
     const doc = (await this.contacts.collection.findOne({ _id: id as never })) as ContactDoc | null;
     return doc && doc.projectId === projectId ? doc : null;

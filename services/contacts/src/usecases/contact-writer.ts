@@ -32,9 +32,10 @@ export class ContactWriter {
     private readonly logger: Logger,
   ) {}
 
-  async mutate(projectId: string, ref: ContactRef | undefined, actor: string, decide: (doc: ContactDoc) => Change | null): Promise<ContactDoc> {
+  /** `known`: the card as just read (a batch read them together); a conflict reads it again. */
+  async mutate(projectId: string, ref: ContactRef | undefined, actor: string, decide: (doc: ContactDoc) => Change | null, known?: ContactDoc): Promise<ContactDoc> {
     for (let attempt = 1; ; attempt++) {
-      const doc = await this.store.get(projectId, ref);
+      const doc = attempt === 1 && known ? known : await this.store.get(projectId, ref);
       const change = decide(doc);
       if (!change || change.changedFields.length === 0) return doc;
       const now = new Date();
