@@ -73,7 +73,7 @@ export interface StateRevisionDoc extends ContactState {
 export class StateConflict extends Error {}
 
 /** Event ids remembered per contact for deduplication; Kafka redelivers within a few batches, not hundreds. */
-const RECENT_EVENTS = 32;
+const RECENT_EVENTS = 16;
 
 /** Revisions written by one insert at most. */
 const MAX_INSERT = 2_000;
