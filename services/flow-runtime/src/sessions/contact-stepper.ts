@@ -99,8 +99,10 @@ export class ContactStepper {
         const due: ContactState[] = [];
         for (const [key, stored] of await this.store.loadMany(contacts)) {
           const cached = this.cache.get(key);
-          // The copy of the same revision knows better whether its effects already ran.
-          if (cached?.rev === stored.rev) {
+          // The copy of the same revision knows better whether its effects already ran. A copy newer than the
+          // store's answer is this replica's own last write, which a read may not show yet (FerretDB on SQLite
+          // has answered from before a committed write): it stays.
+          if (cached && cached.rev >= stored.rev) {
             if (cached.pending.length > 0) due.push(cached);
             continue;
           }
