@@ -69,7 +69,7 @@ export function startFlowRuntime(config: Config, logger: Logger) {
         stepper.finishPending(await store.stranded(config.EFFECT_RELAY_AFTER_MS), config.EFFECT_RELAY_AFTER_MS),
       );
       ctx.every("recording done flow effects", Math.max(250, Math.floor(config.EFFECT_CLEAR_AFTER_MS / 2)), () => stepper.recordDoneEffects(config.EFFECT_CLEAR_AFTER_MS));
-      ctx.every("deleting superseded contact states", config.STATE_COMPACTION_INTERVAL_MS, () => store.compact());
+      if (config.STATE_COMPACTION_BATCH > 0) ctx.every("deleting superseded contact states", config.STATE_COMPACTION_INTERVAL_MS, () => store.compact(config.STATE_COMPACTION_BATCH));
       // Last thing before the consumers' Kafka clients close: what ran is recorded, so a restart does not redo it.
       ctx.onShutdown("recording done flow effects", () => stepper.recordDoneEffects(0).then(() => undefined));
       ctx.onStarted(() => timers.start());

@@ -211,10 +211,10 @@ export class StateStore {
   }
 
   /**
-   * Deletes superseded revisions past the retention (one query); returns how many. Few at a time: FerretDB answers
+   * Deletes up to `limit` superseded revisions past the retention (one query); returns how many. FerretDB answers
    * `$in` by comparing every document with every listed id, so a long list costs it seconds of CPU per pass.
    */
-  async compact(limit = 1_000): Promise<number> {
+  async compact(limit: number): Promise<number> {
     const now = Date.now();
     let n = 0;
     while (n < this.superseded.length && n < limit && this.superseded[n]!.after <= now) n++;
