@@ -25,6 +25,8 @@ const PROTO_NAMES: Record<string, string> = {
   status: "status",
 };
 
+const MAX_RECORD_ATTEMPTS = 8;
+
 export type IngestOutcome = { contact: ContactDoc; firstTouch: boolean } | { ignored: string };
 
 /**
@@ -93,27 +95,32 @@ export class InboundIngest {
     return { contact, firstTouch: true, changedFields: [] as string[] };
   }
 
-  /** Applies one message to an existing card, once however often it is delivered. */
-  private async record(doc: ContactDoc, msg: InboundMessage, at: Date) {
-    if (doc.recentInbound?.includes(msg.messageId)) return { contact: doc, firstTouch: false, changedFields: ["last_interaction_at", "unread", "last_message"] };
-    const set: Partial<ContactDoc> = { lastInteractionAt: at, lastInboundAt: at, unread: true, lastMessage: preview(msg, at), updatedAt: new Date() };
-    const s = msg.sender;
-    for (const f of PROFILE_FIELDS) if (s?.[f] && s[f] !== doc[f]) set[f] = s[f];
-    if (set.firstName !== undefined || set.lastName !== undefined) set.displayName = [set.firstName ?? doc.firstName, set.lastName ?? doc.lastName].filter(Boolean).join(" ");
-    if (!doc.firstInteractionAt) set.firstInteractionAt = at;
-    const utm = parseUtm(msg.startPayload);
-    if (utm) set.lastUtm = utm;
-    // Writing again means the bot can reach them again; a block by us or a pause stays until an operator lifts it.
-    if (doc.status === "unsubscribed") set.status = "subscribed";
-    if (msg.sharedPhone && !doc.phone) set.phone = msg.sharedPhone;
-    await this.store.contacts.collection.updateOne(
-      { _id: doc._id as never },
-      { $set: set, $inc: { unreadCount: 1, rev: 1 }, $push: { recentInbound: { $each: [msg.messageId], $slice: -RECENT_INBOUND_KEPT } } as never },
-    );
-    const contact: ContactDoc = { ...doc, ...set, unreadCount: (doc.unreadCount ?? 0) + 1, rev: doc.rev + 1, recentInbound: [...(doc.recentInbound ?? []), msg.messageId].slice(-RECENT_INBOUND_KEPT) };
-    const changed = ["last_interaction_at", "unread", "unread_count", "last_message", ...Object.keys(set).flatMap((k) => (PROTO_NAMES[k] ? [PROTO_NAMES[k]] : []))];
-    if (set.phone) changed.push("phone");
-    return { contact, firstTouch: false, changedFields: changed };
+  /**
+   * Applies one message to an existing card, once however often it is delivered. What it sets depends on the card
+   * as read (status, profile), so the write is a compare-and-set on `rev`: a card changed meanwhile (or read from
+   * before a write, which FerretDB on SQLite has done) is read again and the message applied to that.
+   */
+  private async record(card: ContactDoc, msg: InboundMessage, at: Date) {
+    let doc: ContactDoc | null = card;
+    for (let attempt = 1; doc; attempt++) {
+      if (doc.recentInbound?.includes(msg.messageId)) return { contact: doc, firstTouch: false, changedFields: ["last_interaction_at", "unread", "last_message"] };
+      const set = recordedFields(doc, msg, at);
+      const result = await this.store.contacts.collection.updateOne(
+        { _id: doc._id as never, rev: doc.rev },
+        { $set: set, $inc: { unreadCount: 1, rev: 1 }, $push: { recentInbound: { $each: [msg.messageId], $slice: -RECENT_INBOUND_KEPT } } as never },
+      );
+      if (result.matchedCount === 1) {
+        const contact: ContactDoc = { ...doc, ...set, unreadCount: (doc.unreadCount ?? 0) + 1, rev: doc.rev + 1, recentInbound: [...(doc.recentInbound ?? []), msg.messageId].slice(-RECENT_INBOUND_KEPT) };
+        const changed = ["last_interaction_at", "unread", "unread_count", "last_message", ...Object.keys(set).flatMap((k) => (PROTO_NAMES[k] ? [PROTO_NAMES[k]] : []))];
+        if (set.phone) changed.push("phone");
+        return { contact, firstTouch: false, changedFields: changed };
+      }
+      if (attempt >= MAX_RECORD_ATTEMPTS) break;
+      await new Promise((resolve) => setTimeout(resolve, 20 * attempt));
+      doc = await this.store.byId(card.projectId, card._id);
+    }
+    // Kafka redelivers the message; the next try starts from the identity again (the card may have been deleted).
+    throw new Error(`contact ${card._id} kept changing while message ${msg.messageId} was recorded`);
   }
 
   private async publish(msg: InboundMessage, contact: ContactDoc, firstTouch: boolean, changedFields: string[]) {
@@ -146,6 +153,21 @@ function checkInbound(msg: InboundMessage): string | undefined {
 }
 
 const MEDIA = new Set([MessageKind.IMAGE, MessageKind.VIDEO, MessageKind.AUDIO, MessageKind.DOCUMENT]);
+
+/** What a message changes on an existing card besides the counters. */
+function recordedFields(doc: ContactDoc, msg: InboundMessage, at: Date): Partial<ContactDoc> {
+  const set: Partial<ContactDoc> = { lastInteractionAt: at, lastInboundAt: at, unread: true, lastMessage: preview(msg, at), updatedAt: new Date() };
+  const s = msg.sender;
+  for (const f of PROFILE_FIELDS) if (s?.[f] && s[f] !== doc[f]) set[f] = s[f];
+  if (set.firstName !== undefined || set.lastName !== undefined) set.displayName = [set.firstName ?? doc.firstName, set.lastName ?? doc.lastName].filter(Boolean).join(" ");
+  if (!doc.firstInteractionAt) set.firstInteractionAt = at;
+  const utm = parseUtm(msg.startPayload);
+  if (utm) set.lastUtm = utm;
+  // Writing again means the bot can reach them again; a block by us or a pause stays until an operator lifts it.
+  if (doc.status === "unsubscribed") set.status = "subscribed";
+  if (msg.sharedPhone && !doc.phone) set.phone = msg.sharedPhone;
+  return set;
+}
 
 function preview(msg: InboundMessage, at: Date): LastMessageDoc {
   return {
