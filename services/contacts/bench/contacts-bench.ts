@@ -38,6 +38,7 @@ import { variableIndexFields, type ContactDoc, type ContactQuery } from "../src/
 import { clientIdKey, identityId } from "../src/store/support-models";
 import { scopeToProject } from "@chatcrm/mongo";
 import { derivedContactId, newContactDoc } from "../src/usecases/new-contact";
+import { DAY, FIRST, LAST, LISTS, TAGS, variablesFor } from "./seed-vocabulary";
 
 const { MongoClient, BSON } = mongoose.mongo;
 type Db = InstanceType<typeof MongoClient> extends { db(name: string): infer D } ? D : never;
@@ -144,41 +145,9 @@ const CHANNELS = [
   { id: "bench-whatsapp", messenger: "whatsapp", enum: Messenger.WHATSAPP },
   { id: "bench-vk", messenger: "vk", enum: Messenger.VK },
 ] as const;
-const TAGS = Array.from({ length: 20 }, (_, i) => `tag-${String(i).padStart(2, "0")}`);
-const LISTS = ["newsletter", "vip", "webinar-2026", "leads", "partners"];
 const OPERATORS = ["op-1", "op-2", "op-3", "op-4", "op-5"];
-const FIRST = ["Anna", "Boris", "Carla", "Dmitry", "Elena", "Farid", "Galina", "Hugo", "Irina", "Jamal", "Ksenia", "Leo", "Maria", "Nikita", "Olga", "Pavel"];
-const LAST = ["Ivanova", "Smith", "Petrov", "Garcia", "Kuznetsov", "Müller", "Rossi", "Sokolova", "Tanaka", "Novak", ""];
-const CITIES = ["Moscow", "Berlin", "Almaty", "Tbilisi", "Yerevan", "Minsk", "Riga", "Warsaw", "Istanbul", "Dubai", "Kazan", "Novosibirsk"];
-const PLANS = ["free", "basic", "pro", "enterprise"];
-const DAY = 86_400_000;
 const TWO_YEARS = 730 * DAY;
 
-/** The 20 variables of a contact: names with spaces and dots as users make them; "plan" and "segment" drive the filters. */
-function variablesFor(r: ReturnType<typeof seededRandom>, i: number): ContactDoc["variables"] {
-  return [
-    { name: "plan", value: r.pick(PLANS) },
-    { name: "segment", value: `s${r.int(5)}` },
-    { name: "city", value: r.pick(CITIES) },
-    { name: "age", value: String(18 + r.int(50)) },
-    { name: "order.total", value: (r.next() * 500).toFixed(2) },
-    { name: "order.count", value: String(r.int(30)) },
-    { name: "favourite color", value: r.pick(["red", "green", "blue", "black", "white"]) },
-    { name: "utm source", value: r.pick(["google", "yandex", "vk_ads", "instagram", "direct"]) },
-    { name: "promo code", value: `PROMO${r.int(1000)}` },
-    { name: "birthday", value: `19${60 + r.int(40)}-${String(1 + r.int(12)).padStart(2, "0")}-${String(1 + r.int(28)).padStart(2, "0")}` },
-    { name: "company", value: `Company ${r.int(5000)}` },
-    { name: "position", value: r.pick(["manager", "developer", "owner", "student", "designer"]) },
-    { name: "last_quiz_score", value: String(r.int(100)) },
-    { name: "lead score", value: String(r.int(1000)) },
-    { name: "referrer", value: `ref-${r.int(10_000)}` },
-    { name: "newsletter", value: r.pick(["yes", "no"]) },
-    { name: "timezone", value: r.pick(["Europe/Moscow", "Europe/Berlin", "Asia/Almaty", "Asia/Dubai"]) },
-    { name: "notes", value: `Called on day ${r.int(700)}; interested in ${r.pick(PLANS)} plan, asked about delivery to ${r.pick(CITIES)}.` },
-    { name: "external id", value: `crm-${i}` },
-    { name: "consent", value: r.pick(["2024-01-10", "2025-03-02", "2025-11-30"]) },
-  ];
-}
 
 function contactFor(r: ReturnType<typeof seededRandom>, i: number, now: number) {
   const channel = CHANNELS[i % CHANNELS.length]!;

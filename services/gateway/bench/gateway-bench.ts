@@ -72,6 +72,8 @@ import { variableIndexFields, type ContactDoc } from "../../contacts/src/store/c
 import { clientIdKey, identityId } from "../../contacts/src/store/support-models";
 // eslint-disable-next-line @nx/enforce-module-boundaries
 import { derivedContactId, newContactDoc } from "../../contacts/src/usecases/new-contact";
+// eslint-disable-next-line @nx/enforce-module-boundaries
+import { CITIES as ALL_CITIES, DAY, FIRST, LAST, LISTS, TAGS, variablesFor } from "../../contacts/bench/seed-vocabulary";
 import { startGateway } from "../src/app";
 import { configSchema as gatewayConfigSchema } from "../src/config";
 import { createApiKey } from "../src/usecases/api-keys";
@@ -449,14 +451,9 @@ const CHANNELS = [
   { id: "bench-whatsapp", messenger: "whatsapp" },
   { id: "bench-vk", messenger: "vk" },
 ] as const;
-const TAGS = Array.from({ length: 20 }, (_, i) => `tag-${String(i).padStart(2, "0")}`);
 const LIST_TAG = "tag-03";
-const LISTS = ["newsletter", "vip", "webinar-2026", "leads", "partners"];
-const FIRST = ["Anna", "Boris", "Carla", "Dmitry", "Elena", "Farid", "Galina", "Hugo", "Irina", "Jamal", "Ksenia", "Leo", "Maria", "Nikita", "Olga", "Pavel"];
-const LAST = ["Ivanova", "Smith", "Petrov", "Garcia", "Kuznetsov", "Müller", "Rossi", "Sokolova", "Tanaka", "Novak", ""];
-const CITIES = ["Moscow", "Berlin", "Almaty", "Tbilisi", "Yerevan", "Minsk", "Riga", "Warsaw", "Istanbul", "Dubai"];
-const PLANS = ["free", "basic", "pro", "enterprise"];
-const DAY = 86_400_000;
+// This bench's cards name the first ten cities of the shared vocabulary (its data set predates sharing it).
+const CITIES = ALL_CITIES.slice(0, 10);
 
 function contactFor(r: ReturnType<typeof seededRandom>, projectId: string, operators: string[], i: number, now: number) {
   const channel = CHANNELS[i % CHANNELS.length]!;
@@ -477,28 +474,8 @@ function contactFor(r: ReturnType<typeof seededRandom>, projectId: string, opera
     },
     i + 1,
   );
-  const variables: ContactDoc["variables"] = [
-    { name: "plan", value: r.pick(PLANS) },
-    { name: "segment", value: `s${r.int(5)}` },
-    { name: "city", value: r.pick(CITIES) },
-    { name: "age", value: String(18 + r.int(50)) },
-    { name: "order.total", value: (r.next() * 500).toFixed(2) },
-    { name: "order.count", value: String(r.int(30)) },
-    { name: "favourite color", value: r.pick(["red", "green", "blue", "black", "white"]) },
-    { name: "utm source", value: r.pick(["google", "yandex", "vk_ads", "instagram", "direct"]) },
-    { name: "promo code", value: `PROMO${r.int(1000)}` },
-    { name: "birthday", value: `19${60 + r.int(40)}-${String(1 + r.int(12)).padStart(2, "0")}-${String(1 + r.int(28)).padStart(2, "0")}` },
-    { name: "company", value: `Company ${r.int(5000)}` },
-    { name: "position", value: r.pick(["manager", "developer", "owner", "student", "designer"]) },
-    { name: "last_quiz_score", value: String(r.int(100)) },
-    { name: "lead score", value: String(r.int(1000)) },
-    { name: "referrer", value: `ref-${r.int(10_000)}` },
-    { name: "newsletter", value: r.pick(["yes", "no"]) },
-    { name: "timezone", value: r.pick(["Europe/Moscow", "Europe/Berlin", "Asia/Almaty", "Asia/Dubai"]) },
-    { name: "notes", value: `Called on day ${r.int(700)}; interested in ${r.pick(PLANS)} plan, asked about delivery to ${r.pick(CITIES)}.` },
-    { name: "external id", value: `crm-${i}` },
-    { name: "consent", value: r.pick(["2024-01-10", "2025-03-02", "2025-11-30"]) },
-  ];
+  const variables = variablesFor(r, i, CITIES);
+
   const lastAt = new Date(Math.min(now, createdAt.getTime() + Math.floor(r.next() * (now - createdAt.getTime()))));
   const unread = r.next() < 0.2;
   const assigned = r.next();

@@ -70,8 +70,6 @@ export interface StateRevisionDoc extends ContactState {
   hasPending: boolean;
 }
 
-export class StateConflict extends Error {}
-
 /** Event ids remembered per contact for deduplication; Kafka redelivers within a few batches, not hundreds. */
 const RECENT_EVENTS = 16;
 
@@ -200,10 +198,6 @@ export class StateStore {
       const taken = new Set(writeErrors.map((w) => w.index));
       return states.map((_, i) => taken.has(i));
     }
-  }
-
-  async save(state: ContactState): Promise<void> {
-    if ((await this.saveMany([state])).size > 0) throw new StateConflict();
   }
 
   private supersede(id: string, now: number) {

@@ -67,7 +67,7 @@ describe("flow runtime: contact state revisions, the in-memory copy and the effe
     await waitFor("the state cached", () => stepper.cachedStates > 0);
     const stored = await store.load(project, contactId);
     expect(stored.sessions).toHaveLength(1);
-    await store.save(nextState(stored, { sessions: [], pending: [] }, "elsewhere"));
+    expect(await store.saveMany([nextState(stored, { sessions: [], pending: [] }, "elsewhere")])).toEqual(new Set());
     const conflicts = stepper.metrics.conflicts;
     const noFlow = stepper.metrics.ignored["no-flow"];
     await s.says("my answer");
@@ -100,7 +100,7 @@ describe("flow runtime: contact state revisions, the in-memory copy and the effe
     const { store } = runtime.parts;
     const commandId = uniqueName("stranded");
     const send = sendEffect(commandId, { projectId: project, channelId: s.channelId, recipientId: s.senderId, contactId, text: "Left behind by a crash" });
-    await store.save(nextState(emptyState(project, contactId), { sessions: [], pending: [send] }, "crashed-step"));
+    expect(await store.saveMany([nextState(emptyState(project, contactId), { sessions: [], pending: [send] }, "crashed-step")])).toEqual(new Set());
     await waitFor("the stranded send", () => sends.events.some((e) => e.value.commandId === commandId), 20_000);
     await waitFor("the effects recorded as done", async () => (await store.load(project, contactId)).pending.length === 0);
     // A restart after that redoes nothing.
