@@ -8,7 +8,7 @@ import type { EffectExecutor } from "../effects/effect-executor";
 import { Step, type FlowSource, type Ignored, type StepInput } from "../engine/step";
 import { KeyedLock } from "./keyed-lock";
 import { StateCache } from "./state-cache";
-import { nextState, stateKey, type ContactState, type StateStore } from "./state-store";
+import { hasApplied, nextState, stateKey, type ContactState, type StateStore, type StrandedRevision } from "./state-store";
 
 /** Counters a person (or a test, or a benchmark) reads to see what the runtime did with its events. */
 export interface FlowMetrics {
@@ -86,22 +86,30 @@ export class ContactStepper {
   }
 
   /**
-   * Runs the effects a crash (or a failed batch) left undone for these contacts, if the revision that holds them is
-   * older than `olderThanMs`. It reads the store, not the copy in memory: the writer that left them may have been
-   * another replica; a younger revision may be another replica's step whose effects are running right now.
+   * Runs the effects a crash (or a failed batch) left undone in these revisions, if the revision is still the
+   * contact's newest and older than `olderThanMs`. A revision this replica has since superseded needs nothing: a
+   * step runs the effects of the state it starts from before it stores the next. Other contacts are read from the
+   * store, not from memory: the writer that left them may have been another replica; a younger revision may be
+   * another replica's step whose effects are running right now.
    */
-  async finishPending(contacts: { projectId: string; contactId: string }[], olderThanMs = 0): Promise<void> {
-    if (contacts.length === 0) return;
+  async finishPending(revisions: StrandedRevision[], olderThanMs = 0): Promise<void> {
+    if (revisions.length === 0) return;
     await this.lock.runAll(
-      contacts.map((c) => stateKey(c.projectId, c.contactId)),
+      revisions.map((r) => stateKey(r.projectId, r.contactId)),
       async () => {
         const cutoff = Date.now() - olderThanMs;
         const due: ContactState[] = [];
-        for (const [key, stored] of await this.store.loadMany(contacts)) {
+        const unknown: StrandedRevision[] = [];
+        for (const r of revisions) {
+          const cached = this.cache.get(stateKey(r.projectId, r.contactId));
+          // The copy of the same or a newer revision knows better whether its effects already ran.
+          if (!cached || cached.rev < r.rev) unknown.push(r);
+          else if (cached.pending.length > 0) due.push(cached);
+        }
+        for (const [key, stored] of await this.store.loadMany(unknown)) {
           const cached = this.cache.get(key);
-          // The copy of the same revision knows better whether its effects already ran. A copy newer than the
-          // store's answer is this replica's own last write, which a read may not show yet (FerretDB on SQLite
-          // has answered from before a committed write): it stays.
+          // A copy newer than the store's answer is this replica's own last write, which a read may not show yet
+          // (FerretDB on SQLite has answered from before a committed write): it stays.
           if (cached && cached.rev >= stored.rev) {
             if (cached.pending.length > 0) due.push(cached);
             continue;
@@ -109,7 +117,7 @@ export class ContactStepper {
           if (cached) this.cache.delete(key);
           if (stored.pending.length > 0 && new Date(stored.updatedAt).getTime() <= cutoff) due.push(stored);
         }
-        await this.runEffects(due);
+        await this.runEffects([...new Map(due.map((s) => [s.key, s])).values()]);
       },
     );
   }
@@ -203,7 +211,7 @@ export class ContactStepper {
 
   /** One event on one contact's state: the next state, or undefined when the event changes nothing. */
   private async step(state: ContactState, { projectId, contactId, input, snapshot }: StepRequest): Promise<ContactState | undefined> {
-    if (state.recent.includes(input.eventId)) {
+    if (hasApplied(state, input.eventId)) {
       this.metrics.duplicates++;
       return undefined;
     }

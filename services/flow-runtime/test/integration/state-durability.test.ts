@@ -2,7 +2,7 @@ import { AnswerKind } from "@chatcrm/contracts/chatcrm/flows/v1/flow_pb";
 import { Topics } from "@chatcrm/kafka";
 import { stopAndDrop, tapTopic, testLogger, uniqueDatabase, uniqueName, waitFor } from "@chatcrm/testing";
 import { sendEffect } from "../../src/engine/effects";
-import { emptyState, nextState } from "../../src/sessions/state-store";
+import { emptyState, hasApplied, nextState } from "../../src/sessions/state-store";
 import { as, contactsClient, definition, flowsClient, keyword, message, next, startFlowStack, startRuntime, Subscriber } from "../harness";
 
 type Stack = Awaited<ReturnType<typeof startFlowStack>>;
@@ -108,5 +108,37 @@ describe("flow runtime: contact state revisions, the in-memory copy and the effe
     runtime = await startRuntime(name, stack.contacts.grpcPort, { EFFECT_CLEAR_AFTER_MS: 300 });
     await new Promise((r) => setTimeout(r, 3_000));
     expect(sends.events.filter((e) => e.value.commandId === commandId)).toHaveLength(1);
+  });
+
+  test("a revision stored before the compact format (sessions, event ids and effects as fields) is still read", async () => {
+    const contactId = uniqueName("legacy");
+    const key = `${project}:${contactId}`;
+    const send = sendEffect(uniqueName("cmd"), { projectId: project, channelId: "ch", recipientId: "r", contactId, text: "Hello" });
+    const startedAt = new Date("2026-11-20T10:00:00Z");
+    const session = { id: "s1", flowId: "f1", version: 2, blockId: "q", wait: "answer", deadlineMs: 0, timerId: "", requestId: "", invalidAnswers: 1, startedAt };
+    await runtime.context.mongo.connection.db!.collection("contact_states").insertOne({
+      _id: `${key}#3` as never,
+      key,
+      projectId: project,
+      contactId,
+      rev: 3,
+      sessions: [session],
+      recent: ["message-41", "message-42"],
+      pending: [send],
+      hasPending: true,
+      updatedAt: startedAt,
+    });
+    const state = await runtime.parts.store.load(project, contactId);
+    expect(state).toMatchObject({ key, rev: 3, sessions: [session] });
+    expect(state.pending).toEqual([{ ...send, payload: new Uint8Array(send.payload!) }]);
+    expect(hasApplied(state, "message-42")).toBe(true);
+    expect(hasApplied(state, "message-43")).toBe(false);
+    // Its next revision is written in the compact format and reads back the same.
+    expect(await runtime.parts.store.saveMany([nextState(state, { sessions: state.sessions, pending: [] }, "message-43")])).toEqual(new Set());
+    const next = await runtime.parts.store.load(project, contactId);
+    expect(next).toMatchObject({ rev: 4, sessions: [session], pending: [] });
+    expect(["message-41", "message-42", "message-43"].map((id) => hasApplied(next, id))).toEqual([true, true, true]);
+    const stored = await runtime.context.mongo.connection.db!.collection("contact_states").findOne({ _id: `${key}#4` as never });
+    expect(Object.keys(stored!).sort()).toEqual(["_id", "body", "contactId", "hasPending", "key", "projectId", "rev", "updatedAt"]);
   });
 });
