@@ -205,6 +205,11 @@ export class EventConsumer {
     };
   }
 
+  /** Calls `fn` each time this consumer (re)joins its group: partitions may have come to it from a member that left or crashed. */
+  onJoin(fn: () => void): void {
+    this.consumer.on(this.consumer.events.GROUP_JOIN, () => fn());
+  }
+
   /** Resolves once the group is joined and partitions are assigned; tests use it before publishing. */
   waitUntilJoined(timeoutMs = 30_000): Promise<void> {
     return new Promise((resolve, reject) => {

@@ -18,6 +18,7 @@
  *
  * Run: npm run bench:flows  (env: MONGO_URL, KAFKA_BROKERS, BENCH_*; see readSettings below)
  */
+import { formatWithOptions } from "node:util";
 import { create, fromBinary } from "@bufbuild/protobuf";
 import { mkdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
@@ -75,7 +76,7 @@ function readSettings(env: Env) {
 }
 type Settings = ReturnType<typeof readSettings>;
 
-const log = (...parts: unknown[]) => console.log(`[${new Date().toISOString().slice(11, 19)}]`, ...parts);
+const log = (...parts: unknown[]) => console.log(formatWithOptions({ depth: 6 }, `[${new Date().toISOString().slice(11, 19)}]`, ...parts));
 const sleep = (t: number) => new Promise((r) => setTimeout(r, t));
 const r1 = (x: number) => +x.toFixed(1);
 function dist(xs: number[]) {

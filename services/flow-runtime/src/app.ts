@@ -11,6 +11,7 @@ import { EffectExecutor } from "./effects/effect-executor";
 import { salesPlanModel, SalesPlans } from "./effects/sales-plans";
 import { flowsServiceHandlers } from "./rpc/flows-service";
 import { ContactStepper } from "./sessions/contact-stepper";
+import { EffectRelay } from "./sessions/effect-relay";
 import { stateModel, StateStore } from "./sessions/state-store";
 import { TimerWheel } from "./timers/timer-wheel";
 
@@ -55,26 +56,26 @@ export function startFlowRuntime(config: Config, logger: Logger) {
       });
 
       ctx.grpc.addService(FlowsService, flowsServiceHandlers({ flows, states: store, salesPlans, publisher: ctx.publisher }));
-      ctx.addConsumer({
+      const consumer = ctx.addConsumer({
         groupId: config.KAFKA_CONSUMER_GROUP,
         partitionsConsumedConcurrently: config.CONSUMER_CONCURRENCY,
         ownIdempotency: true,
         subscriptions: flowEventSubscriptions(stepper),
       });
+      const relay = new EffectRelay(store, stepper, { afterMs: config.EFFECT_RELAY_AFTER_MS, sweepEveryMs: config.EFFECT_RELAY_INTERVAL_MS });
+      consumer.onJoin(() => relay.rejoined());
 
       // Closed after the relay below has stopped (hooks run last-added first): the relay calls contacts.
       ctx.onShutdown("contacts client", () => contacts.close());
       // Effects of a step that crashed half-way are finished from here (the next event of the contact would too).
-      ctx.every("finishing stranded flow effects", config.EFFECT_RELAY_INTERVAL_MS, async () =>
-        stepper.finishPending(await store.stranded(config.EFFECT_RELAY_AFTER_MS), config.EFFECT_RELAY_AFTER_MS),
-      );
+      ctx.every("finishing stranded flow effects", Math.min(1_000, config.EFFECT_RELAY_INTERVAL_MS), () => relay.tick());
       ctx.every("recording done flow effects", Math.max(250, Math.floor(config.EFFECT_CLEAR_AFTER_MS / 2)), () => stepper.recordDoneEffects(config.EFFECT_CLEAR_AFTER_MS));
       if (config.STATE_COMPACTION_BATCH > 0) ctx.every("deleting superseded contact states", config.STATE_COMPACTION_INTERVAL_MS, () => store.compact(config.STATE_COMPACTION_BATCH));
       // Last thing before the consumers' Kafka clients close: what ran is recorded, so a restart does not redo it.
       ctx.onShutdown("recording done flow effects", () => stepper.recordDoneEffects(0).then(() => undefined));
       ctx.onStarted(() => timers.start());
       ctx.onShutdown("timer wheel", () => timers.stop());
-      return { flows, store, stepper, timers, salesPlans };
+      return { flows, store, stepper, relay, timers, salesPlans };
     },
   });
 }

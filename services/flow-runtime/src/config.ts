@@ -34,7 +34,12 @@ export const configSchema = serviceBaseSchema({ grpcPort: 50053, database: "chat
   STATE_COMPACTION_BATCH: z.coerce.number({ error: "expected a number" }).int({ error: "expected a whole number" }).min(0, { error: "expected 0 or more" }).default(1_000),
   /** Effects a crash left unexecuted are retried from here after this long. */
   EFFECT_RELAY_AFTER_MS: positiveInt(30_000),
-  EFFECT_RELAY_INTERVAL_MS: positiveInt(15_000),
+  /**
+   * How often the relay sweeps the store for them when no partition moved; after this replica starts or its group
+   * rebalances (a replica crashed or left) it sweeps once EFFECT_RELAY_AFTER_MS has passed. A sweep reads every
+   * revision with effects past that age (on FerretDB, a scan of the collection).
+   */
+  EFFECT_RELAY_INTERVAL_MS: positiveInt(300_000),
 });
 
 export type Config = z.infer<typeof configSchema>;

@@ -98,6 +98,8 @@ const RECENT_EVENTS = 16;
 
 /** Revisions written by one insert at most. */
 const MAX_INSERT = 2_000;
+/** Contacts read by one query at most (FerretDB compares every document with every listed key). */
+const MAX_LOAD = 2_000;
 
 export function stateModel(connection: Connection) {
   const session = new Schema<SessionRecord>(
@@ -181,6 +183,7 @@ export class StateStore {
   /** Superseded revisions and when they may go, oldest first. */
   private superseded: { id: string; after: number }[] = [];
   private readonly inserts = new Coalescer<ContactState, boolean>((states) => this.insert(states), MAX_INSERT);
+  private readonly loads = new Coalescer<{ projectId: string; contactId: string }, ContactState>((contacts) => this.query(contacts), MAX_LOAD);
 
   constructor(
     private readonly model: Model<StateRevisionDoc>,
@@ -191,10 +194,17 @@ export class StateStore {
     return (await this.loadMany([{ projectId, contactId }])).get(stateKey(projectId, contactId))!;
   }
 
-  /** The newest revision of each contact's state (an empty state for a contact never stored), one query for all. */
+  /**
+   * The newest revision of each contact's state (an empty state for a contact never stored). Loads asked for at the
+   * same moment (the partitions' batches, the relay) share one query: on FerretDB every query scans the collection.
+   */
   async loadMany(contacts: { projectId: string; contactId: string }[]): Promise<Map<string, ContactState>> {
+    const states = await Promise.all(contacts.map((c) => this.loads.add(c)));
+    return new Map(states.map((s) => [s.key, s]));
+  }
+
+  private async query(contacts: { projectId: string; contactId: string }[]): Promise<ContactState[]> {
     const states = new Map(contacts.map((c) => [stateKey(c.projectId, c.contactId), emptyState(c.projectId, c.contactId)]));
-    if (states.size === 0) return states;
     const projects = [...new Set(contacts.map((c) => c.projectId))];
     const docs = await this.model.find({ projectId: { $in: projects }, key: { $in: [...states.keys()] } }).lean();
     const now = Date.now();
@@ -204,7 +214,7 @@ export class StateStore {
       if (current.rev > 0) this.supersede(revisionId(current.key, current.rev), now);
       states.set(doc.key, readRevision(doc));
     }
-    return states;
+    return contacts.map((c) => states.get(stateKey(c.projectId, c.contactId))!);
   }
 
   /**
@@ -260,7 +270,7 @@ export class StateStore {
    * before finishing them. Most are superseded (every revision is stored with its step's effects), so the store
    * walks forward from where the last call stopped instead of reading the same oldest ones again.
    */
-  async stranded(olderThanMs: number, limit = 20_000): Promise<StrandedRevision[]> {
+  async stranded(olderThanMs: number, limit = 20_000): Promise<{ revisions: StrandedRevision[]; more: boolean }> {
     const { at, id } = this.relayedUpTo;
     const docs = await this.model
       .find(
@@ -272,7 +282,7 @@ export class StateStore {
       .lean();
     const last = docs.at(-1);
     if (last) this.relayedUpTo = { at: last.updatedAt, id: last._id };
-    return docs.map((d) => ({ projectId: d.projectId, contactId: d.contactId, rev: d.rev }));
+    return { revisions: docs.map((d) => ({ projectId: d.projectId, contactId: d.contactId, rev: d.rev })), more: docs.length === limit };
   }
 }
 

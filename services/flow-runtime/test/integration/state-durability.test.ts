@@ -110,6 +110,24 @@ describe("flow runtime: contact state revisions, the in-memory copy and the effe
     expect(sends.events.filter((e) => e.value.commandId === commandId)).toHaveLength(1);
   });
 
+  test("without a start or a rebalance the relay waits for its sweep interval; a rejoin makes it sweep after the relay age", async () => {
+    await runtime.stop();
+    runtime = await startRuntime(name, stack.contacts.grpcPort, { EFFECT_RELAY_INTERVAL_MS: 600_000 });
+    const s = new Subscriber(project);
+    await s.says("hello again");
+    const contactId = await contactIdOf(s);
+    // Past the sweep after the start (relay age 1 s): the next one is ten minutes away.
+    await new Promise((r) => setTimeout(r, 2_000));
+    const commandId = uniqueName("stranded");
+    const send = sendEffect(commandId, { projectId: project, channelId: s.channelId, recipientId: s.senderId, contactId, text: "Left behind" });
+    expect(await runtime.parts.store.saveMany([nextState(emptyState(project, contactId), { sessions: [], pending: [send] }, "crashed-step")])).toEqual(new Set());
+    await new Promise((r) => setTimeout(r, 3_000));
+    expect(sends.events.filter((e) => e.value.commandId === commandId)).toHaveLength(0);
+    // What the consumer's GROUP_JOIN does: partitions may have come from a replica that crashed.
+    runtime.parts.relay.rejoined();
+    await waitFor("the stranded send after the rejoin", () => sends.events.some((e) => e.value.commandId === commandId), 10_000);
+  });
+
   test("a revision stored before the compact format (sessions, event ids and effects as fields) is still read", async () => {
     const contactId = uniqueName("legacy");
     const key = `${project}:${contactId}`;
