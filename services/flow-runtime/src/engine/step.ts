@@ -18,6 +18,23 @@ export type StepInput =
   | { kind: "timer"; eventId: string; timerId: string; sessionId: string }
   | { kind: "result"; eventId: string; result: IntegrationResult };
 
+/** The session a timer or an integration result is for, if it still waits for exactly that one. */
+function waitingSession(sessions: SessionRecord[], input: StepInput): SessionRecord | undefined {
+  if (input.kind === "timer") return sessions.find((s) => s.id === input.sessionId && s.timerId === input.timerId && s.wait !== "");
+  if (input.kind === "result") return sessions.find((s) => s.id === input.result.sessionId && s.wait === "integration" && s.requestId === input.result.requestId);
+  return undefined;
+}
+
+/**
+ * Why a timer or an integration result changes nothing for these sessions ("" when it may): known before the card
+ * is read. Most timers that fire are stale (the reply-timeout of a question answered meanwhile).
+ */
+export function staleFor(sessions: SessionRecord[], input: StepInput): Ignored {
+  if (input.kind !== "timer" && input.kind !== "result") return "";
+  if (waitingSession(sessions, input)) return "";
+  return input.kind === "timer" ? "stale-timer" : "stale-result";
+}
+
 /** The flows the engine reads: immutable versions and the project's active flows. */
 export interface FlowSource {
   shape(projectId: string, flowId: string, version: number): Promise<FlowShape | undefined>;
@@ -96,9 +113,9 @@ export class Step {
         this.sessionList = this.sessionList.filter((s) => s.flowId !== input.flowId);
         return "";
       case "timer":
-        return this.onTimer(input.sessionId, input.timerId);
+        return this.onTimer(input);
       case "result":
-        return this.onResult(input.result);
+        return this.onResult(input);
       case "message":
         return this.onMessage(input.message, input.firstTouch);
     }
@@ -175,9 +192,9 @@ export class Step {
     Object.assign(session, { wait: "", deadlineMs: 0, timerId: "", requestId: "", invalidAnswers: 0 });
   }
 
-  private async onTimer(sessionId: string, timerId: string): Promise<Ignored> {
-    const session = this.sessionList.find((s) => s.id === sessionId);
-    if (!session || session.timerId !== timerId || !session.wait) return "stale-timer";
+  private async onTimer(input: StepInput & { kind: "timer" }): Promise<Ignored> {
+    const session = waitingSession(this.sessionList, input);
+    if (!session) return "stale-timer";
     const shape = await this.shapeOf(session);
     if (!shape) return "";
     const block = shape.block(session.blockId);
@@ -202,9 +219,10 @@ export class Step {
     }
   }
 
-  private async onResult(result: IntegrationResult): Promise<Ignored> {
-    const session = this.sessionList.find((s) => s.id === result.sessionId);
-    if (!session || session.wait !== "integration" || session.requestId !== result.requestId) return "stale-result";
+  private async onResult(input: StepInput & { kind: "result" }): Promise<Ignored> {
+    const { result } = input;
+    const session = waitingSession(this.sessionList, input);
+    if (!session) return "stale-result";
     const shape = await this.shapeOf(session);
     if (!shape) return "";
     this.clearWait(session);

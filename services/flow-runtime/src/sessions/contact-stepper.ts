@@ -5,7 +5,7 @@ import { PROJECT_METADATA_KEY, RpcError, Status, type GrpcClient } from "@chatcr
 import { forEachLimited, groupInOrder } from "@chatcrm/kafka";
 import type { Logger } from "@chatcrm/logging";
 import type { EffectExecutor } from "../effects/effect-executor";
-import { Step, type FlowSource, type Ignored, type StepInput } from "../engine/step";
+import { staleFor, Step, type FlowSource, type Ignored, type StepInput } from "../engine/step";
 import { KeyedLock } from "./keyed-lock";
 import { StateCache } from "./state-cache";
 import { hasApplied, nextState, stateKey, type ContactState, type StateStore, type StrandedRevision } from "./state-store";
@@ -215,11 +215,13 @@ export class ContactStepper {
       this.metrics.duplicates++;
       return undefined;
     }
-    // Timers, results and stops only matter to a contact that is in a flow; no need to ask for the card.
-    if (input.kind !== "message" && input.kind !== "start" && state.sessions.length === 0) {
-      if (input.kind !== "stop") this.metrics.ignored[input.kind === "timer" ? "stale-timer" : "stale-result"]++;
+    // A stop for a contact in no flow, a timer or a result no session waits for: no need to ask for the card.
+    const stale = staleFor(state.sessions, input);
+    if (stale) {
+      this.metrics.ignored[stale]++;
       return undefined;
     }
+    if (input.kind === "stop" && state.sessions.length === 0) return undefined;
     const contact = snapshot ? clone(ContactSnapshotSchema, snapshot) : await this.fetchContact(projectId, contactId);
     if (!contact) {
       this.logger.info({ projectId, contactId, event: input.kind }, "the contact no longer exists; the event changes nothing");
