@@ -63,7 +63,10 @@ export function startFlowRuntime(config: Config, logger: Logger) {
         subscriptions: flowEventSubscriptions(stepper),
       });
       const relay = new EffectRelay(store, stepper, { afterMs: config.EFFECT_RELAY_AFTER_MS, sweepEveryMs: config.EFFECT_RELAY_INTERVAL_MS });
-      consumer.onJoin(() => relay.rejoined());
+      consumer.onJoin(() => {
+        stepper.partitionsMoved();
+        relay.rejoined();
+      });
 
       // Closed after the relay below has stopped (hooks run last-added first): the relay calls contacts.
       ctx.onShutdown("contacts client", () => contacts.close());

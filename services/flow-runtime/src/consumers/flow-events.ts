@@ -1,5 +1,5 @@
 import type { DescMessage } from "@bufbuild/protobuf";
-import { subscribeBatch, Topics, type BatchContext, type ConsumedEvent, type Subscription, type TopicDefinition } from "@chatcrm/kafka";
+import { subscribeBatch, Topics, type ConsumedEvent, type Subscription, type TopicDefinition } from "@chatcrm/kafka";
 import { FlowCommandAction } from "@chatcrm/contracts/chatcrm/flows/v1/events_pb";
 import type { ContactStepper, StepRequest } from "../sessions/contact-stepper";
 
@@ -11,9 +11,7 @@ import type { ContactStepper, StepRequest } from "../sessions/contact-stepper";
  */
 export function flowEventSubscriptions(stepper: ContactStepper): Subscription[] {
   const on = <D extends DescMessage>(topic: TopicDefinition<D>, toRequest: (event: ConsumedEvent<D>) => StepRequest | undefined) =>
-    subscribeBatch(topic, async (events: ConsumedEvent<D>[], context: BatchContext) => {
-      // A partition that (re)joined may bring contacts another replica stepped meanwhile: start from the store.
-      if (context.firstSinceJoin) await stepper.resetCache();
+    subscribeBatch(topic, async (events: ConsumedEvent<D>[]) => {
       await stepper.applyBatch(events.flatMap((e) => toRequest(e) ?? []));
     });
   return [

@@ -53,6 +53,7 @@ const MAX_CONFLICTS = 8;
 export class ContactStepper {
   private readonly lock = new KeyedLock();
   private readonly cache: StateCache;
+  private moved = false;
   readonly metrics: FlowMetrics = { applied: 0, duplicates: 0, ignored: { "no-flow": 0, "stale-timer": 0, "stale-result": 0, "unknown-flow": 0 }, loopsStopped: 0, conflicts: 0 };
 
   constructor(
@@ -71,6 +72,10 @@ export class ContactStepper {
   }
 
   async applyBatch(requests: StepRequest[]): Promise<void> {
+    if (this.moved) {
+      this.moved = false;
+      await this.resetCache();
+    }
     const queues = [...groupInOrder(requests, (r) => stateKey(r.projectId, r.contactId)).values()];
     if (queues.length === 0) return;
     await this.lock.runAll(
@@ -143,6 +148,15 @@ export class ContactStepper {
         return next.length;
       },
     );
+  }
+
+  /**
+   * The consumer (re)joined its group: partitions may have moved, and another replica may have stepped any contact
+   * this one holds a copy of. The copies are dropped before the next batch. Once per join, not per partition: the
+   * first batch of each topic's partitions after a join used to drop them all again, each time a storm of loads.
+   */
+  partitionsMoved(): void {
+    this.moved = true;
   }
 
   /** Forgets every state held in memory (the partitions moved: another replica may step these contacts now). */

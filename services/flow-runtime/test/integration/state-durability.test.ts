@@ -77,6 +77,25 @@ describe("flow runtime: contact state revisions, the in-memory copy and the effe
     expect((await store.load(project, contactId)).sessions).toEqual([]);
   });
 
+  test("after the consumer rejoins its group the copies in memory are dropped before the next batch", async () => {
+    const s = new Subscriber(project);
+    await s.says("quiz");
+    await waitFor("the question", () => textsTo(s).includes("Your answer?"));
+    const contactId = await contactIdOf(s);
+    const { store, stepper } = runtime.parts;
+    await waitFor("the state cached", () => stepper.cachedStates > 0);
+    const stored = await store.load(project, contactId);
+    expect(await store.saveMany([nextState(stored, { sessions: [], pending: [] }, "elsewhere")])).toEqual(new Set());
+    // What the consumer's GROUP_JOIN does: the partitions may have moved while another replica stepped the contact.
+    stepper.partitionsMoved();
+    const conflicts = stepper.metrics.conflicts;
+    const noFlow = stepper.metrics.ignored["no-flow"];
+    await s.says("my answer");
+    await waitFor("the answer handled on the stored state", () => stepper.metrics.ignored["no-flow"] > noFlow);
+    expect(stepper.metrics.conflicts).toBe(conflicts);
+    expect(textsTo(s)).toEqual(["Your answer?"]);
+  });
+
   test("done effects are recorded as done, and superseded revisions are deleted after the retention", async () => {
     const s = new Subscriber(project);
     await s.says("quiz");
