@@ -1,9 +1,10 @@
 /**
  * Flow-runtime benchmark (see REPORT.md next to this file).
  *
- * Starts the real contacts service and the real flow runtime in this process (as test/harness.ts does, with the
- * service defaults for the timer scan and the effect relay, and a warn-level logger) against the harness's Kafka and
- * MongoDB-compatible server, each on a fresh database, and measures:
+ * Starts the real contacts service in this process and the real flow runtime in a process of its own
+ * (runtime-process.ts; as test/harness.ts configures them, with the service defaults for the timer scan and the
+ * effect relay, and quiet loggers) against the harness's Kafka and MongoDB-compatible server, each on a fresh
+ * database, and measures:
  *   1. throughput: a looping flow question → message → question → message → back, driven by ContactResolvedMessage
  *      events published straight to contacts.resolved-messages.v1 (as contacts would after resolving the contact),
  *      in rounds: every contact sends one message per round (the first is the keyword that starts the flow), and a
@@ -22,7 +23,6 @@ import { formatWithOptions } from "node:util";
 import { create, fromBinary } from "@bufbuild/protobuf";
 import { mkdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { performance } from "node:perf_hooks";
 import type { Consumer } from "kafkajs";
 import { InboundMessageSchema, Messenger, MessageKind, SendMessageCommandSchema } from "@chatcrm/contracts/chatcrm/channels/v1/events_pb";
 import { ContactResolvedMessageSchema } from "@chatcrm/contracts/chatcrm/contacts/v1/events_pb";
@@ -37,9 +37,10 @@ import { benchMachine, callAs, cpuBetween, cpuSnapshot, median, pidOnPort, quant
 import { startContacts } from "../../contacts/src/app";
 // eslint-disable-next-line @nx/enforce-module-boundaries
 import { configSchema as contactsConfigSchema } from "../../contacts/src/config";
-import { startFlowRuntime } from "../src/app";
+import mongoose from "mongoose";
 import { configSchema, type Config } from "../src/config";
 import type { TimerDoc } from "../src/timers/timer-wheel";
+import { RuntimeProcess } from "./runtime-process";
 
 type Env = NodeJS.ProcessEnv;
 
@@ -83,40 +84,6 @@ function dist(xs: number[]) {
   const s = [...xs].sort((a, b) => a - b);
   return { n: s.length, p50: r1(quantile(s, 0.5)), p99: r1(quantile(s, 0.99)), max: r1(s[s.length - 1] ?? NaN) };
 }
-const gc = () => (globalThis as { gc?: () => void }).gc?.();
-function memory() {
-  gc();
-  const m = process.memoryUsage();
-  return { heapUsedMiB: r1(m.heapUsed / 2 ** 20), rssMiB: r1(m.rss / 2 ** 20), gcForced: typeof (globalThis as { gc?: unknown }).gc === "function" };
-}
-
-/** Time spent in the runtime's own calls, by wrapping methods of its instances from here (src is not changed). */
-class Timings {
-  private calls = new Map<string, { n: number; ms: number }>();
-  wrap(target: object, method: string, label: (args: unknown[]) => string = () => method): void {
-    const obj = target as Record<string, (...args: unknown[]) => Promise<unknown>>;
-    const original = obj[method]!.bind(target);
-    obj[method] = async (...args: unknown[]) => {
-      const t = performance.now();
-      try {
-        return await original(...args);
-      } finally {
-        const key = label(args);
-        const c = this.calls.get(key) ?? { n: 0, ms: 0 };
-        c.n++;
-        c.ms += performance.now() - t;
-        this.calls.set(key, c);
-      }
-    };
-  }
-  /** Calls and mean ms per call since the last take. */
-  take(): Record<string, { calls: number; meanMs: number }> {
-    const out = Object.fromEntries([...this.calls].map(([k, c]) => [k, { calls: c.n, meanMs: r1(c.ms / c.n) }]));
-    this.calls = new Map();
-    return out;
-  }
-}
-
 // ---------------------------------------------------------------------------------------------------------------
 // The services, as test/harness.ts starts them, with a quiet logger and the service's own timer/relay defaults.
 
@@ -150,8 +117,11 @@ async function startStack(name: string, settings: Settings) {
     KAFKA_CONSUMER_GROUP: `${name}_flows`,
     TIMER_SCAN_INTERVAL_MS: settings.scanIntervalMs,
   };
-  const runtime = await startFlowRuntime(config, createLogger({ service: "flow-runtime", level: "error" }));
-  return { contacts, runtime, config, logger };
+  // The runtime bundle sits next to this one (npm run bench:flows builds both).
+  const runtime = await RuntimeProcess.start(path.join(__dirname, "flow-runtime.js"), config);
+  // The bench's own connection to the runtime's database, for counting what it stored.
+  const runtimeConnection = await mongoose.createConnection(settings.mongoUrl, { dbName: config.MONGO_DATABASE }).asPromise();
+  return { contacts, runtime, runtimeConnection, runtimeDb: runtimeConnection.db!, config, logger };
 }
 
 /** Reads a topic from its end (the group is committed there first) and hands the project's records on. */
@@ -185,18 +155,8 @@ async function main(env: Env) {
   log("machine", machine);
   const summary: Record<string, unknown> = { benchmark: "flow-runtime", startedAt: startedAt.toISOString(), project, machine, settings: { ...settings } };
 
-  const { contacts, runtime, config, logger } = await startStack(name, settings);
+  const { contacts, runtime, runtimeConnection, runtimeDb, config, logger } = await startStack(name, settings);
   summary.serviceConfig = { CONSUMER_CONCURRENCY: config.CONSUMER_CONCURRENCY, TIMER_LOOKAHEAD_MS: config.TIMER_LOOKAHEAD_MS, TIMER_SCAN_INTERVAL_MS: config.TIMER_SCAN_INTERVAL_MS, EFFECT_RELAY_INTERVAL_MS: config.EFFECT_RELAY_INTERVAL_MS };
-  const { timers, stepper, store } = runtime.parts;
-  const timings = new Timings();
-  for (const m of ["loadMany", "saveMany", "compact", "stranded"]) timings.wrap(store, m, () => `store.${m}`);
-  timings.wrap(stepper, "applyBatch", () => "stepper.applyBatch (one partition's batch)");
-  const executor = (stepper as unknown as { executor: object }).executor;
-  timings.wrap(executor, "execute", () => "executor.execute (all effects of a step)");
-  timings.wrap(executor, "one", (args) => {
-    const e = args[2] as { kind: string; method?: string };
-    return `effect ${e.kind}${e.method ? `.${e.method}` : ""}`;
-  });
   const flows = createGrpcClient(FlowsService, `127.0.0.1:${runtime.grpcPort}`);
   const publisher = new EventPublisher(createKafka({ brokers: settings.kafkaBrokers, clientId: `${name}_driver`, logger }));
   await publisher.connect();
@@ -213,7 +173,7 @@ async function main(env: Env) {
     lastReplyAt = at;
     onReply(c.recipientId, list.length, at);
   });
-  const pids = { bench: process.pid, kafka: pidOnPort(Number(settings.kafkaBrokers[0]!.split(":")[1])), ferretdb: pidOnPort(Number(new URL(settings.mongoUrl).port || 27017)) };
+  const pids = { bench: process.pid, runtime: runtime.pid, kafka: pidOnPort(Number(settings.kafkaBrokers[0]!.split(":")[1])), ferretdb: pidOnPort(Number(new URL(settings.mongoUrl).port || 27017)) };
   const fired = new Map<string, number>();
   const timersTap = await tap(settings, `${name}_tap_timers`, Topics.flowTimers.name, project, (value, at) => {
     const t = fromBinary(Topics.flowTimers.schema, value);
@@ -304,7 +264,7 @@ async function main(env: Env) {
       const ids = Array.from({ length: pop.contacts }, (_, i) => `bc${stamp.toString(36)}-${offset + i}`);
       inFlows.push(...ids);
       offset += pop.contacts;
-      const stateDocsBefore = await runtime.context.mongo.connection.db!.collection("contact_states").countDocuments();
+      const stateDocsBefore = await runtimeDb.collection("contact_states").countDocuments();
       const rounds = [];
       const cpuBefore = cpuSnapshot(pids);
       const t = process.cpuUsage();
@@ -318,7 +278,7 @@ async function main(env: Env) {
       }
       const cpu = process.cpuUsage(t);
       const cpuUsed = cpuBetween(cpuBefore, cpuSnapshot(pids), { digits: 1, calls: rounds.reduce((n, r) => n + r.handled, 0) });
-      const calls = timings.take();
+      const calls = await runtime.call("takeTimings");
       log("time per call:", calls);
       const answerRounds = rounds.slice(1).filter((r) => r.handled === r.messages);
       throughput.push({
@@ -368,7 +328,7 @@ async function main(env: Env) {
       ids.forEach(answer);
       await sleep(warmUpMs);
       const cpuFrom = cpuSnapshot(pids);
-      timings.take();
+      await runtime.call("takeTimings");
       await sleep(settings.steadySeconds * 1000 - warmUpMs);
       running = false;
       const windowS = (Date.now() - t0 - warmUpMs) / 1000;
@@ -380,7 +340,7 @@ async function main(env: Env) {
         msgPerS: r1(handled / windowS),
         latencyMs: dist(latencies),
         cpu: cpuBetween(cpuFrom, cpuSnapshot(pids), { digits: 1, calls: handled }),
-        runtimeCallsMs: timings.take(),
+        runtimeCallsMs: await runtime.call("takeTimings"),
       };
       onReply = () => undefined;
       log("steady load:", steady);
@@ -388,12 +348,13 @@ async function main(env: Env) {
       // Let the answers in flight finish before the timer phase.
       await sleep(5_000);
     }
-    summary.stepperAfterThroughput = structuredClone(stepper.metrics);
+    summary.stepperAfterThroughput = await runtime.call("metrics");
 
     // -------------------------------------------------------------------------------------------------------
     // Phase 2: a million pending timers, memory, then firing lag while they wait.
     const timerDoc = (id: string, dueAtMs: number, contact: string = id): TimerDoc => ({ _id: id, projectId: project, contactId: contact, sessionId: `s-${id}`, purpose: 1, dueAtMs });
-    const samples = [{ stored: 0, inMemory: timers.inMemory, ...memory(), atS: 0 }];
+    const memory = () => runtime.call("memory");
+    const samples = [{ stored: 0, inMemory: await runtime.call("inMemory"), ...(await memory()), atS: 0 }];
     const insertT0 = Date.now();
     let segmentT0 = insertT0;
     const segments: { from: number; to: number; perS: number }[] = [];
@@ -402,22 +363,22 @@ async function main(env: Env) {
       const n = Math.min(settings.timerBatch, settings.timers - stored);
       const now = Date.now();
       const batch = Array.from({ length: n }, (_, i) => timerDoc(`b${stored + i}`, now + DAY + Math.floor(Math.random() * 6 * DAY), `bt${(stored + i) % 50_000}`));
-      await timers.scheduleMany(batch);
+      await runtime.call("scheduleMany", batch);
       const before = stored;
       stored += n;
       if (Math.floor(stored / (settings.timers / 4)) > Math.floor(before / (settings.timers / 4)) || stored === settings.timers) {
         const t = Date.now();
         segments.push({ from: samples[samples.length - 1]!.stored, to: stored, perS: Math.round(((stored - samples[samples.length - 1]!.stored) / (t - segmentT0)) * 1000) });
         segmentT0 = t;
-        samples.push({ stored, inMemory: timers.inMemory, ...memory(), atS: r1((t - insertT0) / 1000) });
+        samples.push({ stored, inMemory: await runtime.call("inMemory"), ...(await memory()), atS: r1((t - insertT0) / 1000) });
         log("timers stored:", samples[samples.length - 1], segments[segments.length - 1]);
       }
     }
     const insertSeconds = (Date.now() - insertT0) / 1000;
-    const bucketCount = (await runtime.context.mongo.connection.db!.listCollections({}, { nameOnly: true }).toArray()).filter((c) => c.name.startsWith("timers_")).length;
+    const bucketCount = (await runtimeDb.listCollections({}, { nameOnly: true }).toArray()).filter((c) => c.name.startsWith("timers_")).length;
 
     // Firing lag while the million wait.
-    const lagsBefore = timers.lags.length;
+    const lagsBefore = await runtime.call("lagCount");
     const delayIds = Array.from({ length: settings.delayContacts }, (_, i) => `bd${stamp.toString(36)}-${i}`);
     // A timer event carries no card: the runtime asks contacts for it, so these contacts must exist there. They
     // enter as channels would publish them, and contacts resolves them (the whole path).
@@ -436,7 +397,7 @@ async function main(env: Env) {
     const lagContact = (i: number) => (inFlows.length > 0 ? inFlows[i % inFlows.length] : undefined);
     const scanned = Array.from({ length: settings.scannedTimers }, (_, i) => timerDoc(`sc${i}`, Date.now() + 20_000 + Math.floor(Math.random() * 40_000), lagContact(i)));
     const scannedT0 = Date.now();
-    await timers.scheduleMany(scanned);
+    await runtime.call("scheduleMany", scanned);
     const scannedInsertMs = Date.now() - scannedT0;
     const heldT0 = Date.now();
     let h = 0;
@@ -444,13 +405,13 @@ async function main(env: Env) {
       Array.from({ length: 16 }, async () => {
         while (h < settings.heldTimers) {
           const i = h++;
-          await timers.schedule(timerDoc(`hd${i}`, Date.now() + 5_000 + Math.floor(Math.random() * 25_000), lagContact(settings.scannedTimers + i)));
+          await runtime.call("schedule", timerDoc(`hd${i}`, Date.now() + 5_000 + Math.floor(Math.random() * 25_000), lagContact(settings.scannedTimers + i)));
         }
       }),
     );
     const heldInsertMs = Date.now() - heldT0;
-    log(`lag timers stored: ${settings.heldTimers} held in ${heldInsertMs} ms, ${settings.scannedTimers} for the scan in ${scannedInsertMs} ms; inMemory ${timers.inMemory}`);
-    const midLag = { inMemory: timers.inMemory, ...memory() };
+    log(`lag timers stored: ${settings.heldTimers} held in ${heldInsertMs} ms, ${settings.scannedTimers} for the scan in ${scannedInsertMs} ms; inMemory ${await runtime.call("inMemory")}`);
+    const midLag = { inMemory: await runtime.call("inMemory"), ...(await memory()) };
     const expectFired = settings.heldTimers + settings.scannedTimers;
     const firedOf = (prefix: string) => [...fired].filter(([id]) => id.startsWith(prefix)).map(([, lag]) => lag);
     const firedCount = () => firedOf("hd").length + firedOf("sc").length;
@@ -463,7 +424,7 @@ async function main(env: Env) {
       const d = list.find((r) => r.text === "done");
       return w && d ? [d.at - w.at - 10_000] : [];
     });
-    const afterLag = { inMemory: timers.inMemory, ...memory() };
+    const afterLag = { inMemory: await runtime.call("inMemory"), ...(await memory()) };
     summary.timers = {
       stored: settings.timers,
       batch: settings.timerBatch,
@@ -479,14 +440,14 @@ async function main(env: Env) {
       lagMs: {
         heldTapped: dist(firedOf("hd")),
         scannedTapped: dist(firedOf("sc")),
-        wheelHandedToKafka: dist(timers.lags.slice(lagsBefore)),
+        wheelHandedToKafka: dist(await runtime.call("lagsFrom", lagsBefore)),
         delayEndToEnd: dist(delayLags),
         delayContacts: delayIds.length,
         missing: { held: settings.heldTimers - firedOf("hd").length, scanned: settings.scannedTimers - firedOf("sc").length, delay: delayIds.length - delayLags.length },
       },
     };
-    summary.stepperAtEnd = structuredClone(stepper.metrics);
-    summary.runtimeCallsDuringTimers = timings.take();
+    summary.stepperAtEnd = await runtime.call("metrics");
+    summary.runtimeCallsDuringTimers = await runtime.call("takeTimings");
     log("timers:", JSON.stringify(summary.timers, null, 1));
   } catch (err) {
     failed = err;
@@ -498,7 +459,8 @@ async function main(env: Env) {
     await publisher.disconnect().catch(() => undefined);
     flows.close();
     const stopT0 = Date.now();
-    await stopAndDrop(runtime).catch((err: unknown) => log("stopping the runtime / dropping its database failed", err));
+    await runtimeConnection.close().catch(() => undefined);
+    await runtime.stop().catch((err: unknown) => log("stopping the runtime / dropping its database failed", err));
     await stopAndDrop(contacts).catch((err: unknown) => log("stopping contacts / dropping its database failed", err));
     summary.stopAndDropSeconds = r1((Date.now() - stopT0) / 1000);
     const admin = createKafka({ brokers: settings.kafkaBrokers, clientId: `${name}_admin`, logger }).admin();

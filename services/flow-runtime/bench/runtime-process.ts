@@ -1,0 +1,164 @@
+/**
+ * The flow runtime in a process of its own for the benchmark, as it runs in production (a process per service), so
+ * it does not share a thread with the bench's driver, its taps and the contacts service. flow-bench.ts forks it
+ * (RuntimeProcess below) with the service's config as JSON in its arguments and asks it over IPC for its
+ * counters, the time spent in its calls, the timer wheel's figures and its memory, and to store timers.
+ */
+import { fork, type ChildProcess } from "node:child_process";
+import { performance } from "node:perf_hooks";
+import { createLogger } from "@chatcrm/logging";
+import { stopAndDrop } from "@chatcrm/testing";
+import { startFlowRuntime } from "../src/app";
+import type { Config } from "../src/config";
+import type { FlowMetrics } from "../src/sessions/contact-stepper";
+import type { TimerDoc } from "../src/timers/timer-wheel";
+
+const r1 = (x: number) => +x.toFixed(1);
+const RUNTIME_FLAG = "--bench-flow-runtime";
+
+/** Time spent in the runtime's own calls, by wrapping methods of its instances from here (src is not changed). */
+class Timings {
+  private calls = new Map<string, { n: number; ms: number }>();
+  wrap(target: object, method: string, label: (args: unknown[]) => string = () => method): void {
+    const obj = target as Record<string, (...args: unknown[]) => Promise<unknown>>;
+    const original = obj[method]!.bind(target);
+    obj[method] = async (...args: unknown[]) => {
+      const t = performance.now();
+      try {
+        return await original(...args);
+      } finally {
+        const key = label(args);
+        const c = this.calls.get(key) ?? { n: 0, ms: 0 };
+        c.n++;
+        c.ms += performance.now() - t;
+        this.calls.set(key, c);
+      }
+    };
+  }
+  /** Calls and mean ms per call since the last take. */
+  take(): Record<string, { calls: number; meanMs: number }> {
+    const out = Object.fromEntries([...this.calls].map(([k, c]) => [k, { calls: c.n, meanMs: r1(c.ms / c.n) }]));
+    this.calls = new Map();
+    return out;
+  }
+}
+
+export interface Memory {
+  heapUsedMiB: number;
+  rssMiB: number;
+  gcForced: boolean;
+}
+
+/** What the bench may ask of the runtime process. */
+type Operations = {
+  metrics(): FlowMetrics;
+  takeTimings(): Record<string, { calls: number; meanMs: number }>;
+  inMemory(): number;
+  memory(): Memory;
+  scheduleMany(docs: TimerDoc[]): Promise<void>;
+  schedule(doc: TimerDoc): Promise<void>;
+  lagCount(): number;
+  lagsFrom(index: number): number[];
+  stop(): Promise<void>;
+};
+
+async function serve(config: Config): Promise<void> {
+  const runtime = await startFlowRuntime(config, createLogger({ service: "flow-runtime", level: "error" }));
+  const { timers, stepper, store } = runtime.parts;
+  const timings = new Timings();
+  for (const m of ["loadMany", "saveMany", "compact", "stranded"]) timings.wrap(store, m, () => `store.${m}`);
+  timings.wrap(stepper, "applyBatch", () => "stepper.applyBatch (one partition's batch)");
+  const executor = (stepper as unknown as { executor: object }).executor;
+  timings.wrap(executor, "execute", () => "executor.execute (all effects of a step)");
+  timings.wrap(executor, "one", (args) => {
+    const e = args[2] as { kind: string; method?: string };
+    return `effect ${e.kind}${e.method ? `.${e.method}` : ""}`;
+  });
+  const ops: Operations = {
+    metrics: () => structuredClone(stepper.metrics),
+    takeTimings: () => timings.take(),
+    inMemory: () => timers.inMemory,
+    memory: () => {
+      (globalThis as { gc?: () => void }).gc?.();
+      const m = process.memoryUsage();
+      return { heapUsedMiB: r1(m.heapUsed / 2 ** 20), rssMiB: r1(m.rss / 2 ** 20), gcForced: typeof (globalThis as { gc?: unknown }).gc === "function" };
+    },
+    scheduleMany: (docs) => timers.scheduleMany(docs),
+    schedule: (doc) => timers.schedule(doc),
+    lagCount: () => timers.lags.length,
+    lagsFrom: (index) => timers.lags.slice(index),
+    stop: () => stopAndDrop(runtime),
+  };
+  process.on("message", (request: { id: number; op: keyof Operations; args: unknown[] }) => {
+    const op = ops[request.op] as (...args: unknown[]) => unknown;
+    Promise.resolve()
+      .then(() => op(...request.args))
+      .then(
+        (result) => process.send!({ id: request.id, result }),
+        (err: unknown) => process.send!({ id: request.id, error: String((err as Error).stack ?? err) }),
+      )
+      .finally(() => {
+        if (request.op === "stop") process.disconnect();
+      });
+  });
+  process.send!({ ready: true, grpcPort: runtime.grpcPort });
+}
+
+/** The bench's handle on the forked runtime: each method is a call over IPC. */
+export class RuntimeProcess {
+  private nextId = 0;
+  private readonly waiting = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+
+  private constructor(
+    private readonly child: ChildProcess,
+    readonly grpcPort: number,
+  ) {
+    child.on("message", (m: { id: number; result?: unknown; error?: string }) => {
+      const w = this.waiting.get(m.id);
+      if (!w) return;
+      this.waiting.delete(m.id);
+      if (m.error !== undefined) w.reject(new Error(`the runtime process: ${m.error}`));
+      else w.resolve(m.result);
+    });
+    child.on("exit", (code) => {
+      for (const w of this.waiting.values()) w.reject(new Error(`the runtime process exited (${code})`));
+      this.waiting.clear();
+    });
+  }
+
+  /** Forks `script` (this file, bundled) and waits until the runtime serves. */
+  static async start(script: string, config: Config): Promise<RuntimeProcess> {
+    const child = fork(script, [RUNTIME_FLAG, JSON.stringify(config)], { execArgv: ["--enable-source-maps", "--expose-gc"], stdio: "inherit" });
+    const grpcPort = await new Promise<number>((resolve, reject) => {
+      child.once("message", (m: { ready?: boolean; grpcPort?: number }) => (m.ready ? resolve(m.grpcPort!) : reject(new Error("the runtime process did not start"))));
+      child.once("exit", (code) => reject(new Error(`the runtime process exited during start-up (${code})`)));
+    });
+    return new RuntimeProcess(child, grpcPort);
+  }
+
+  get pid(): number {
+    return this.child.pid!;
+  }
+
+  call<K extends keyof Operations>(op: K, ...args: Parameters<Operations[K]>): Promise<Awaited<ReturnType<Operations[K]>>> {
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.waiting.set(id, { resolve: resolve as (v: unknown) => void, reject });
+      this.child.send({ id, op, args });
+    });
+  }
+
+  /** Stops the runtime and drops its database, then lets the process end. */
+  async stop(): Promise<void> {
+    await this.call("stop");
+    await new Promise<void>((resolve) => (this.child.exitCode !== null ? resolve() : this.child.once("exit", () => resolve())));
+  }
+}
+
+// Run as the forked process: the config comes from the bench, which read the environment.
+if (process.argv[2] === RUNTIME_FLAG && process.send) {
+  serve(JSON.parse(process.argv[3]!) as Config).catch((err: unknown) => {
+    console.error(err);
+    process.exit(1);
+  });
+}
