@@ -73,6 +73,8 @@ function readSettings(env: Env) {
     delayContacts: int("BENCH_DELAY_CONTACTS", 50),
     scanIntervalMs: int("BENCH_TIMER_SCAN_MS", 10_000),
     json: env.BENCH_JSON ?? "",
+    /** A directory for a CPU profile of the runtime process (written when it exits). */
+    runtimeProfileDir: env.BENCH_RUNTIME_PROFILE ?? "",
   };
 }
 type Settings = ReturnType<typeof readSettings>;
@@ -118,7 +120,7 @@ async function startStack(name: string, settings: Settings) {
     TIMER_SCAN_INTERVAL_MS: settings.scanIntervalMs,
   };
   // The runtime bundle sits next to this one (npm run bench:flows builds both).
-  const runtime = await RuntimeProcess.start(path.join(__dirname, "flow-runtime.js"), config);
+  const runtime = await RuntimeProcess.start(path.join(__dirname, "flow-runtime.js"), config, settings.runtimeProfileDir);
   // The bench's own connection to the runtime's database, for counting what it stored.
   const runtimeConnection = await mongoose.createConnection(settings.mongoUrl, { dbName: config.MONGO_DATABASE }).asPromise();
   return { contacts, runtime, runtimeConnection, runtimeDb: runtimeConnection.db!, config, logger };

@@ -126,9 +126,10 @@ export class RuntimeProcess {
     });
   }
 
-  /** Forks `script` (this file, bundled) and waits until the runtime serves. */
-  static async start(script: string, config: Config): Promise<RuntimeProcess> {
-    const child = fork(script, [RUNTIME_FLAG, JSON.stringify(config)], { execArgv: ["--enable-source-maps", "--expose-gc"], stdio: "inherit" });
+  /** Forks `script` (this file, bundled) and waits until the runtime serves; with `profileDir`, under --cpu-prof. */
+  static async start(script: string, config: Config, profileDir = ""): Promise<RuntimeProcess> {
+    const profile = profileDir ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] : [];
+    const child = fork(script, [RUNTIME_FLAG, JSON.stringify(config)], { execArgv: ["--enable-source-maps", "--expose-gc", ...profile], stdio: "inherit" });
     const grpcPort = await new Promise<number>((resolve, reject) => {
       child.once("message", (m: { ready?: boolean; grpcPort?: number }) => (m.ready ? resolve(m.grpcPort!) : reject(new Error("the runtime process did not start"))));
       child.once("exit", (code) => reject(new Error(`the runtime process exited during start-up (${code})`)));

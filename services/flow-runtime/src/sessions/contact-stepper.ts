@@ -97,7 +97,10 @@ export class ContactStepper {
    * store, not from memory: the writer that left them may have been another replica; a younger revision may be
    * another replica's step whose effects are running right now.
    */
-  async finishPending(revisions: StrandedRevision[], olderThanMs = 0): Promise<void> {
+  async finishPending(stranded: StrandedRevision[], olderThanMs = 0): Promise<void> {
+    // Most are superseded by this replica's own later steps: those need neither a lock (a sweep holding thousands
+    // of contacts' locks stalls their steps) nor a load.
+    const revisions = stranded.filter((r) => !((this.cache.get(stateKey(r.projectId, r.contactId))?.rev ?? -1) > r.rev));
     if (revisions.length === 0) return;
     await this.lock.runAll(
       revisions.map((r) => stateKey(r.projectId, r.contactId)),

@@ -150,8 +150,8 @@ export const emptyState = (projectId: string, contactId: string): ContactState =
 
 /**
  * What a state remembers of an event id: 72 bits of its hash. Ids are long (channel, chat and message ids, UUIDs)
- * and sixteen of them were most of a stored state; two ids of one contact's last sixteen events sharing a mark is
- * a chance of about 2^-65.
+ * and sixteen of them were most of a stored state. A new event taken for one of the sixteen remembered (and so
+ * dropped as a redelivery) has a chance of about 2^-68.
  */
 export const eventMark = (eventId: string) => createHash("sha1").update(eventId).digest("base64url").slice(0, 12);
 
@@ -270,7 +270,7 @@ export class StateStore {
    * before finishing them. Most are superseded (every revision is stored with its step's effects), so the store
    * walks forward from where the last call stopped instead of reading the same oldest ones again.
    */
-  async stranded(olderThanMs: number, limit = 20_000): Promise<{ revisions: StrandedRevision[]; more: boolean }> {
+  async stranded(olderThanMs: number, limit = 100_000): Promise<{ revisions: StrandedRevision[]; more: boolean }> {
     const { at, id } = this.relayedUpTo;
     const docs = await this.model
       .find(
