@@ -28,8 +28,9 @@ export const configSchema = serviceBaseSchema({ grpcPort: 50053, database: "chat
   STATE_COMPACTION_INTERVAL_MS: positiveInt(10_000),
   /**
    * Superseded revisions deleted per pass (0: none). On MongoDB a pass is an index lookup per id. FerretDB compares
-   * every document with every id: at ~60,000 revisions a pass of 1,000 took it 20 s of CPU in the benchmark, so
-   * under sustained load there set it low or to 0 (the collection then keeps every revision).
+   * every document with every id: at ~60,000 revisions a pass of 1,000 took it 20-30 s of CPU in the benchmark. A
+   * pass that took d waits 9·d before the next, so compaction holds the database a tenth of the time at most; on
+   * FerretDB under sustained load it then falls behind and the collection grows.
    */
   STATE_COMPACTION_BATCH: z.coerce.number({ error: "expected a number" }).int({ error: "expected a whole number" }).min(0, { error: "expected 0 or more" }).default(1_000),
   /** Effects a crash left unexecuted are retried from here after this long. */
