@@ -57,19 +57,22 @@ describe("flow runtime: contact state revisions, the in-memory copy and the effe
     }
   };
 
-  test("a state another writer stored meanwhile is reloaded before the step, never overwritten from the stale copy", async () => {
+  /** A contact whose state this replica holds while another replica (say) ended its session in the store. */
+  const heldAndEndedElsewhere = async () => {
     const s = new Subscriber(project);
     await s.says("quiz");
     await waitFor("the question", () => textsTo(s).includes("Your answer?"));
     const contactId = await contactIdOf(s);
-    // Another replica (say) ended the session while this one still holds the contact's state in memory.
     const { store, stepper } = runtime.parts;
     await waitFor("the state cached", () => stepper.cachedStates > 0);
     const stored = await store.load(project, contactId);
     expect(stored.sessions).toHaveLength(1);
     expect(await store.saveMany([nextState(stored, { sessions: [], pending: [] }, "elsewhere")])).toEqual(new Set());
-    const conflicts = stepper.metrics.conflicts;
-    const noFlow = stepper.metrics.ignored["no-flow"];
+    return { s, contactId, store, stepper, conflicts: stepper.metrics.conflicts, noFlow: stepper.metrics.ignored["no-flow"] };
+  };
+
+  test("a state another writer stored meanwhile is reloaded before the step, never overwritten from the stale copy", async () => {
+    const { s, contactId, store, stepper, conflicts, noFlow } = await heldAndEndedElsewhere();
     await s.says("my answer");
     await waitFor("the stale copy refused", () => stepper.metrics.conflicts > conflicts && stepper.metrics.ignored["no-flow"] > noFlow);
     await new Promise((r) => setTimeout(r, 1_000));
@@ -78,18 +81,9 @@ describe("flow runtime: contact state revisions, the in-memory copy and the effe
   });
 
   test("after the consumer rejoins its group the copies in memory are dropped before the next batch", async () => {
-    const s = new Subscriber(project);
-    await s.says("quiz");
-    await waitFor("the question", () => textsTo(s).includes("Your answer?"));
-    const contactId = await contactIdOf(s);
-    const { store, stepper } = runtime.parts;
-    await waitFor("the state cached", () => stepper.cachedStates > 0);
-    const stored = await store.load(project, contactId);
-    expect(await store.saveMany([nextState(stored, { sessions: [], pending: [] }, "elsewhere")])).toEqual(new Set());
+    const { s, stepper, conflicts, noFlow } = await heldAndEndedElsewhere();
     // What the consumer's GROUP_JOIN does: the partitions may have moved while another replica stepped the contact.
     stepper.partitionsMoved();
-    const conflicts = stepper.metrics.conflicts;
-    const noFlow = stepper.metrics.ignored["no-flow"];
     await s.says("my answer");
     await waitFor("the answer handled on the stored state", () => stepper.metrics.ignored["no-flow"] > noFlow);
     expect(stepper.metrics.conflicts).toBe(conflicts);
