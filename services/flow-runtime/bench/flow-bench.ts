@@ -330,6 +330,7 @@ async function main(env: Env) {
       ids.forEach(answer);
       await sleep(warmUpMs);
       const cpuFrom = cpuSnapshot(pids);
+      const metricsFrom = await runtime.call("metrics");
       await runtime.call("takeTimings");
       await sleep(settings.steadySeconds * 1000 - warmUpMs);
       running = false;
@@ -343,6 +344,8 @@ async function main(env: Env) {
         latencyMs: dist(latencies),
         cpu: cpuBetween(cpuFrom, cpuSnapshot(pids), { digits: 1, calls: handled }),
         runtimeCallsMs: await runtime.call("takeTimings"),
+        // States the runtime had to read from the store within the window (every contact was in memory before it).
+        statesLoaded: (await runtime.call("metrics")).loaded - metricsFrom.loaded,
       };
       onReply = () => undefined;
       log("steady load:", steady);

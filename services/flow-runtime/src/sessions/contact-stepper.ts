@@ -18,6 +18,8 @@ export interface FlowMetrics {
   loopsStopped: number;
   /** Revisions another writer stored first (the step was redone on fresh state). */
   conflicts: number;
+  /** States read from the store because no copy was in memory (new contacts, after a restart or a rebalance). */
+  loaded: number;
 }
 
 export interface StepperSettings {
@@ -54,7 +56,7 @@ export class ContactStepper {
   private readonly lock = new KeyedLock();
   private readonly cache: StateCache;
   private moved = false;
-  readonly metrics: FlowMetrics = { applied: 0, duplicates: 0, ignored: { "no-flow": 0, "stale-timer": 0, "stale-result": 0, "unknown-flow": 0 }, loopsStopped: 0, conflicts: 0 };
+  readonly metrics: FlowMetrics = { applied: 0, duplicates: 0, ignored: { "no-flow": 0, "stale-timer": 0, "stale-result": 0, "unknown-flow": 0 }, loopsStopped: 0, conflicts: 0, loaded: 0 };
 
   constructor(
     private readonly store: StateStore,
@@ -140,8 +142,11 @@ export class ContactStepper {
     return this.lock.runAll(
       candidates.map((s) => s.key),
       async () => {
-        // A step may have stored a newer revision while this waited for the lock.
-        const due = this.cache.unclearedSince(Date.now() - olderThanMs).filter((s) => s.pending.length === 0);
+        // A step may have stored a newer revision while this waited for the lock. Contacts that came due meanwhile
+        // are not locked by this pass: a step of theirs may be storing the same revision number right now (the loser
+        // of that race had its copy dropped and reloaded), so they wait for the next pass.
+        const locked = new Set(candidates.map((s) => s.key));
+        const due = this.cache.unclearedSince(Date.now() - olderThanMs).filter((s) => locked.has(s.key) && s.pending.length === 0);
         const next = due.map((s) => nextState(s, { sessions: s.sessions, pending: [] }, undefined));
         const conflicts = await this.store.saveMany(next);
         for (const s of next) {
@@ -205,6 +210,7 @@ export class ContactStepper {
       if (cached) states.set(key, cached);
       else missing.push(c);
     }
+    this.metrics.loaded += missing.length;
     for (const [key, state] of await this.store.loadMany(missing)) {
       states.set(key, state);
       this.cache.stored(state);

@@ -68,7 +68,8 @@ describe("flow runtime: contact state revisions, the in-memory copy and the effe
     const stored = await store.load(project, contactId);
     expect(stored.sessions).toHaveLength(1);
     expect(await store.saveMany([nextState(stored, { sessions: [], pending: [] }, "elsewhere")])).toEqual(new Set());
-    return { s, contactId, store, stepper, conflicts: stepper.metrics.conflicts, noFlow: stepper.metrics.ignored["no-flow"] };
+    const { conflicts, loaded } = stepper.metrics;
+    return { s, contactId, store, stepper, conflicts, loaded, noFlow: stepper.metrics.ignored["no-flow"] };
   };
 
   test("a state another writer stored meanwhile is reloaded before the step, never overwritten from the stale copy", async () => {
@@ -81,12 +82,13 @@ describe("flow runtime: contact state revisions, the in-memory copy and the effe
   });
 
   test("after the consumer rejoins its group the copies in memory are dropped before the next batch", async () => {
-    const { s, stepper, conflicts, noFlow } = await heldAndEndedElsewhere();
+    const { s, stepper, conflicts, loaded, noFlow } = await heldAndEndedElsewhere();
     // What the consumer's GROUP_JOIN does: the partitions may have moved while another replica stepped the contact.
     stepper.partitionsMoved();
     await s.says("my answer");
     await waitFor("the answer handled on the stored state", () => stepper.metrics.ignored["no-flow"] > noFlow);
     expect(stepper.metrics.conflicts).toBe(conflicts);
+    expect(stepper.metrics.loaded).toBeGreaterThan(loaded);
     expect(textsTo(s)).toEqual(["Your answer?"]);
   });
 
