@@ -1,5 +1,5 @@
 import type { ContactStepper } from "./contact-stepper";
-import type { StateStore } from "./state-store";
+import type { RelayPosition, StateStore } from "./state-store";
 
 export interface RelaySettings {
   /** A revision's effects count as stranded once they have waited this long. */
@@ -18,6 +18,8 @@ export interface RelaySettings {
  */
 export class EffectRelay {
   private nextSweepAt: number;
+  /** Where the last sweep that finished ended; a failed sweep is redone from the same place. */
+  private position: RelayPosition = { at: new Date(0), id: "" };
 
   constructor(
     private readonly store: StateStore,
@@ -32,12 +34,16 @@ export class EffectRelay {
     this.nextSweepAt = Math.min(this.nextSweepAt, Date.now() + this.settings.afterMs);
   }
 
-  /** Sweeps if one is due; a sweep that stopped at its page limit continues at the next tick. */
+  /**
+   * Sweeps if one is due. A sweep that stopped at its page limit continues at the next tick; one that failed is tried
+   * again after the relay age (a failing query on FerretDB is itself a scan).
+   */
   async tick(): Promise<void> {
     if (Date.now() < this.nextSweepAt) return;
-    this.nextSweepAt = Date.now() + this.settings.sweepEveryMs;
-    const { revisions, more } = await this.store.stranded(this.settings.afterMs);
+    this.nextSweepAt = Date.now() + this.settings.afterMs;
+    const { revisions, last, more } = await this.store.stranded(this.settings.afterMs, this.position);
     await this.stepper.finishPending(revisions, this.settings.afterMs);
-    if (more) this.nextSweepAt = Date.now();
+    this.position = last;
+    this.nextSweepAt = more ? Date.now() : Date.now() + this.settings.sweepEveryMs;
   }
 }

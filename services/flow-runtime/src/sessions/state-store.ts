@@ -170,6 +170,12 @@ export interface StoreSettings {
   retentionMs: number;
 }
 
+/** A point in the relay's walk over revisions: (updatedAt, _id) of the last one it handled. */
+export interface RelayPosition {
+  at: Date;
+  id: string;
+}
+
 /** A stored revision that holds effects, as the relay sees it. */
 export interface StrandedRevision {
   projectId: string;
@@ -178,8 +184,6 @@ export interface StrandedRevision {
 }
 
 export class StateStore {
-  /** Where `stranded` stopped: the last revision it returned. */
-  private relayedUpTo = { at: new Date(0), id: "" };
   /** When `compact` may run again (see there). */
   private compactAgainAt = 0;
   /** Superseded revisions and when they may go, oldest first. */
@@ -272,12 +276,12 @@ export class StateStore {
   }
 
   /**
-   * The next revisions, oldest first, whose effects have waited longer than `olderThanMs`: maybe a step that crashed
-   * before finishing them. Most are superseded (every revision is stored with its step's effects), so the store
-   * walks forward from where the last call stopped instead of reading the same oldest ones again.
+   * The revisions after `from`, oldest first, whose effects have waited longer than `olderThanMs`: maybe a step that
+   * crashed before finishing them. Most are superseded (every revision is stored with its step's effects), so the
+   * relay walks forward from where its last sweep ended (`last`) instead of reading the same oldest ones again.
    */
-  async stranded(olderThanMs: number, limit = 100_000): Promise<{ revisions: StrandedRevision[]; more: boolean }> {
-    const { at, id } = this.relayedUpTo;
+  async stranded(olderThanMs: number, from: RelayPosition, limit = 100_000): Promise<{ revisions: StrandedRevision[]; last: RelayPosition; more: boolean }> {
+    const { at, id } = from;
     const docs = await this.model
       .find(
         { hasPending: true, $and: [{ updatedAt: { $lt: new Date(Date.now() - olderThanMs) } }, { $or: [{ updatedAt: { $gt: at } }, { updatedAt: at, _id: { $gt: id } }] }] },
@@ -287,8 +291,11 @@ export class StateStore {
       .limit(limit)
       .lean();
     const last = docs.at(-1);
-    if (last) this.relayedUpTo = { at: last.updatedAt, id: last._id };
-    return { revisions: docs.map((d) => ({ projectId: d.projectId, contactId: d.contactId, rev: d.rev })), more: docs.length === limit };
+    return {
+      revisions: docs.map((d) => ({ projectId: d.projectId, contactId: d.contactId, rev: d.rev })),
+      last: last ? { at: last.updatedAt, id: last._id } : from,
+      more: docs.length === limit,
+    };
   }
 }
 
