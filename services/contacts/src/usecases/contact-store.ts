@@ -30,7 +30,6 @@ export class ContactStore {
     return entry?.contactId as string | undefined;
   }
 
-  /** _id lookup, then the project check in code: a foreign contact is indistinguishable from a missing one. */
   /** Several of a project's cards by id in one query (absent ones are missing from the map). */
   async byIds(projectId: string, ids: string[]): Promise<Map<string, ContactDoc>> {
     if (ids.length === 0) return new Map();
@@ -38,6 +37,7 @@ export class ContactStore {
     return new Map(docs.map((d) => [d._id, d]));
   }
 
+  /** _id lookup, then the project check in code: a foreign contact is indistinguishable from a missing one. */
   async byId(projectId: string, id: string): Promise<ContactDoc | null> {
     const doc = (await this.contacts.collection.findOne({ _id: id as never })) as ContactDoc | null;
     return doc && doc.projectId === projectId ? doc : null;

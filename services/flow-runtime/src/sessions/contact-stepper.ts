@@ -102,7 +102,7 @@ export class ContactStepper {
   async finishPending(stranded: StrandedRevision[], olderThanMs = 0): Promise<void> {
     // Most are superseded by this replica's own later steps: those need neither a lock (a sweep holding thousands
     // of contacts' locks stalls their steps) nor a load.
-    const revisions = stranded.filter((r) => !((this.cache.get(stateKey(r.projectId, r.contactId))?.rev ?? -1) > r.rev));
+    const revisions = stranded.filter((r) => !((this.cache.peek(stateKey(r.projectId, r.contactId))?.rev ?? -1) > r.rev));
     if (revisions.length === 0) return;
     await this.lock.runAll(
       revisions.map((r) => stateKey(r.projectId, r.contactId)),
@@ -111,13 +111,13 @@ export class ContactStepper {
         const due: ContactState[] = [];
         const unknown: StrandedRevision[] = [];
         for (const r of revisions) {
-          const cached = this.cache.get(stateKey(r.projectId, r.contactId));
+          const cached = this.cache.peek(stateKey(r.projectId, r.contactId));
           // The copy of the same or a newer revision knows better whether its effects already ran.
           if (!cached || cached.rev < r.rev) unknown.push(r);
           else if (cached.pending.length > 0) due.push(cached);
         }
         for (const [key, stored] of await this.store.loadMany(unknown)) {
-          const cached = this.cache.get(key);
+          const cached = this.cache.peek(key);
           // A copy newer than the store's answer is this replica's own last write, which a read may not show yet
           // (FerretDB on SQLite has answered from before a committed write): it stays.
           if (cached && cached.rev >= stored.rev) {

@@ -23,6 +23,11 @@ export class StateCache {
     return state;
   }
 
+  /** The copy without counting it as a use (the relay looking, not a step). */
+  peek(key: string): ContactState | undefined {
+    return this.states.get(key);
+  }
+
   set(state: ContactState): void {
     this.states.delete(state.key);
     this.states.set(state.key, state);

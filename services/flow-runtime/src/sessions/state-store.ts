@@ -271,7 +271,8 @@ export class StateStore {
     const due = this.superseded.slice(0, n).map((s) => s.id);
     await this.model.collection.deleteMany({ _id: { $in: due as never[] } });
     this.superseded = this.superseded.slice(n);
-    this.compactAgainAt = Date.now() + 9 * (Date.now() - now);
+    const end = Date.now();
+    this.compactAgainAt = end + 9 * (end - now);
     return n;
   }
 
