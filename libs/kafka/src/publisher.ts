@@ -10,9 +10,18 @@ export interface OutgoingEvent<D extends DescMessage> {
   /** Orders events: all events with one key land on one partition, in publish order. */
   key: string;
   projectId: string;
-  value: MessageInitShape<D>;
+  /**
+   * The event, or its bytes already encoded with the topic's schema: an outbox that stored the encoded event
+   * publishes those bytes as they are instead of decoding them only to encode them again.
+   */
+  value: MessageInitShape<D> | Uint8Array;
   /** Stable id for deduplication downstream; pass the business id when retrying the same event. */
   eventId?: string;
+}
+
+function encoded<D extends DescMessage>(schema: D, value: MessageInitShape<D> | Uint8Array): Buffer {
+  if (value instanceof Uint8Array) return Buffer.from(value.buffer, value.byteOffset, value.byteLength);
+  return Buffer.from(toBinary(schema, create(schema, value)));
 }
 
 /**
@@ -81,7 +90,7 @@ export class EventPublisher {
           ids.push(id);
           return {
             key: event.key,
-            value: Buffer.from(toBinary(topic.schema, create(topic.schema, event.value))),
+            value: encoded(topic.schema, event.value),
             headers: {
               ...trace,
               [Header.eventId]: id,

@@ -133,6 +133,18 @@ describe("Kafka with the protobuf codec", () => {
     expect(records.map((r) => fromBinary(InboundMessageSchema, r.value!).text.split(":")[0])).toEqual(events.map((_, i) => String(i)));
   });
 
+  it("publishes an event given as its encoded bytes unchanged", async () => {
+    const topic = newTopic();
+    await provision(topic);
+    const bytes = toBinary(InboundMessageSchema, create(InboundMessageSchema, inbound("уже закодировано")));
+    const id = await publisher.publish(topic, { key: "channel-1:778", projectId: "project-1", eventId: "outbox-1", value: bytes });
+    const [record] = await readAll(topic.name, 1);
+    expect(id).toBe("outbox-1");
+    expect(Buffer.compare(record!.value!, Buffer.from(bytes))).toBe(0);
+    expect(record!.headers).toMatchObject({ [Header.eventId]: "outbox-1", [Header.projectId]: "project-1", [Header.eventType]: "chatcrm.channels.v1.InboundMessage" });
+    expect(fromBinary(InboundMessageSchema, record!.value!).text).toBe("уже закодировано");
+  });
+
   it("moves a poison message and a message that keeps failing to <topic>.dlq and keeps consuming", async () => {
     const topic = newTopic();
     await provision(topic);

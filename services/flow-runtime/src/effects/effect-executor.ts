@@ -1,19 +1,18 @@
 import { fromBinary } from "@bufbuild/protobuf";
 import { SendMessageCommandSchema } from "@chatcrm/contracts/chatcrm/channels/v1/events_pb";
 import { ContactsService } from "@chatcrm/contracts/chatcrm/contacts/v1/contacts_service_pb";
-import { IntegrationRequestSchema } from "@chatcrm/contracts/chatcrm/integrations/v1/events_pb";
 import { PROJECT_METADATA_KEY, RpcError, Status, type GrpcClient } from "@chatcrm/grpc";
 import { Topics, type EventPublisher } from "@chatcrm/kafka";
 import type { Logger } from "@chatcrm/logging";
-import type { ContactsMethod } from "../engine/effects";
+import { sendKey, type ContactsMethod } from "../engine/effects";
 import type { EffectRecord } from "../sessions/state-store";
 import type { TimerWheel } from "../timers/timer-wheel";
 import type { SalesPlans } from "./sales-plans";
 
-/** Answers that mean "this call can never succeed": the effect is reported and skipped, not retried for ever. */
 /** Effects that are records on Kafka topics. */
 const PUBLISHED = new Set<EffectRecord["kind"]>(["send", "integration", "funnel"]);
 
+/** Answers that mean "this call can never succeed": the effect is reported and skipped, not retried for ever. */
 const PERMANENT = new Set([Status.INVALID_ARGUMENT, Status.NOT_FOUND, Status.FAILED_PRECONDITION, Status.PERMISSION_DENIED]);
 
 /**
@@ -59,15 +58,15 @@ export class EffectExecutor {
     const options = { metadata: { [PROJECT_METADATA_KEY]: projectId } };
     switch (effect.kind) {
       case "send": {
-        const command = fromBinary(SendMessageCommandSchema, effect.payload!);
-        await this.publisher.publishCoalesced(Topics.sendCommands, { key: `${command.channelId}:${command.recipientId}`, projectId, eventId: command.commandId, value: command });
+        // The command id is the effect id (sendEffect); revisions stored before the key was kept are decoded for it.
+        const key = effect.key ?? keyOf(fromBinary(SendMessageCommandSchema, effect.payload!));
+        await this.publisher.publishCoalesced(Topics.sendCommands, { key, projectId, eventId: effect.id, value: effect.payload! });
         return;
       }
-      case "integration": {
-        const request = fromBinary(IntegrationRequestSchema, effect.payload!);
-        await this.publisher.publishCoalesced(Topics.integrationRequests, { key: contactId, projectId, eventId: request.requestId, value: request });
+      case "integration":
+        // The request id is the effect id (integrationEffect).
+        await this.publisher.publishCoalesced(Topics.integrationRequests, { key: contactId, projectId, eventId: effect.id, value: effect.payload! });
         return;
-      }
       case "funnel":
         await this.publisher.publishCoalesced(Topics.funnelMoves, {
           key: contactId,
@@ -95,3 +94,5 @@ export class EffectExecutor {
     }
   }
 }
+
+const keyOf = (command: { channelId: string; recipientId: string }) => sendKey(command.channelId, command.recipientId);

@@ -17,9 +17,13 @@ export function contactsEffect<M extends ContactsMethod>(id: string, method: M, 
 /** Marks the last message unread only if the subscriber has written (seed 003); checked when it runs. */
 export const markUnreadEffect = (id: string): EffectRecord => ({ id, kind: "contacts", method: "markUnread" });
 
+/** The send-commands topic's key: one chat's messages stay in order. */
+export const sendKey = (channelId: string, recipientId: string) => `${channelId}:${recipientId}`;
+
 /** A message to the subscriber through channels; the effect id is the command id, so a redo is the same command. */
 export function sendEffect(id: string, command: Omit<MessageInitShape<typeof SendMessageCommandSchema>, "commandId" | "origin">): EffectRecord {
-  return { id, kind: "send", payload: Buffer.from(toBinary(SendMessageCommandSchema, create(SendMessageCommandSchema, { ...command, commandId: id, origin: MessageOrigin.FLOW } as never))) };
+  const payload = toBinary(SendMessageCommandSchema, create(SendMessageCommandSchema, { ...command, commandId: id, origin: MessageOrigin.FLOW } as never));
+  return { id, kind: "send", key: sendKey(command.channelId ?? "", command.recipientId ?? ""), payload };
 }
 
 export function integrationEffect(id: string, request: MessageInitShape<typeof IntegrationRequestSchema>): EffectRecord {

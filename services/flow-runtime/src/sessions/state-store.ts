@@ -31,6 +31,8 @@ export interface EffectRecord {
   method?: string;
   /** The request as protobuf binary (contacts, send, integration). */
   payload?: Uint8Array;
+  /** send: the record's Kafka key, so the stored bytes are published as they are (absent in older revisions). */
+  key?: string;
   /** timer: when, for which session, why. */
   dueAtMs?: number;
   sessionId?: string;

@@ -19,6 +19,11 @@ describe("flow runtime: contact state revisions, the in-memory copy and the effe
   let stack: Stack;
   let runtime: Runtime;
   let sends: Awaited<ReturnType<typeof tapTopic<typeof Topics.sendCommands.schema>>>;
+  /** A send effect as revisions stored it before effects kept their Kafka key. */
+  const legacySend = (commandId: string, contactId: string, text: string) => {
+    const { key: _key, ...send } = sendEffect(commandId, { projectId: project, channelId: "ch", recipientId: "r", contactId, text });
+    return send;
+  };
   const textsTo = (s: Subscriber) => sends.events.filter((e) => e.value.recipientId === s.senderId).map((e) => e.value.text);
 
   beforeAll(async () => {
@@ -116,7 +121,9 @@ describe("flow runtime: contact state revisions, the in-memory copy and the effe
     const commandId = uniqueName("stranded");
     const send = sendEffect(commandId, { projectId: project, channelId: s.channelId, recipientId: s.senderId, contactId, text: "Left behind by a crash" });
     expect(await store.saveMany([nextState(emptyState(project, contactId), { sessions: [], pending: [send] }, "crashed-step")])).toEqual(new Set());
-    await waitFor("the stranded send", () => sends.events.some((e) => e.value.commandId === commandId), 20_000);
+    const [sent] = await sends.waitFor("the stranded send", (e) => e.value.commandId === commandId);
+    expect(sent).toMatchObject({ id: commandId, key: `${s.channelId}:${s.senderId}` });
+    expect(sent!.value.text).toBe("Left behind by a crash");
     await waitFor("the effects recorded as done", async () => (await store.load(project, contactId)).pending.length === 0);
     // A restart after that redoes nothing.
     await runtime.stop();
@@ -146,7 +153,7 @@ describe("flow runtime: contact state revisions, the in-memory copy and the effe
   test("a revision stored before the compact format (sessions, event ids and effects as fields) is still read", async () => {
     const contactId = uniqueName("legacy");
     const key = `${project}:${contactId}`;
-    const send = sendEffect(uniqueName("cmd"), { projectId: project, channelId: "ch", recipientId: "r", contactId, text: "Hello" });
+    const send = legacySend(uniqueName("cmd"), contactId, "Hello");
     const startedAt = new Date("2026-11-20T10:00:00Z");
     const session = { id: "s1", flowId: "f1", version: 2, blockId: "q", wait: "answer", deadlineMs: 0, timerId: "", requestId: "", invalidAnswers: 1, startedAt };
     await runtime.context.mongo.connection.db!.collection("contact_states").insertOne({
@@ -173,5 +180,25 @@ describe("flow runtime: contact state revisions, the in-memory copy and the effe
     expect(["message-41", "message-42", "message-43"].map((id) => hasApplied(next, id))).toEqual([true, true, true]);
     const stored = await runtime.context.mongo.connection.db!.collection("contact_states").findOne({ _id: `${key}#4` as never });
     expect(Object.keys(stored!).sort()).toEqual(["_id", "body", "contactId", "hasPending", "key", "projectId", "rev", "updatedAt"]);
+  });
+
+  test("a send stored before effects kept their Kafka key is published with the key its command names", async () => {
+    const contactId = uniqueName("legacy");
+    const commandId = uniqueName("cmd");
+    const revision = { projectId: project, contactId, rev: 1 };
+    await runtime.context.mongo.connection.db!.collection("contact_states").insertOne({
+      _id: `${project}:${contactId}#1` as never,
+      key: `${project}:${contactId}`,
+      ...revision,
+      sessions: [],
+      recent: [],
+      pending: [legacySend(commandId, contactId, "Sent from an old revision")],
+      hasPending: true,
+      updatedAt: new Date(Date.now() - 60_000),
+    });
+    await runtime.parts.stepper.finishPending([revision]);
+    const [sent] = await sends.waitFor("the old revision's send", (e) => e.value.commandId === commandId);
+    expect(sent).toMatchObject({ id: commandId, key: "ch:r" });
+    expect(sent!.value.text).toBe("Sent from an old revision");
   });
 });
