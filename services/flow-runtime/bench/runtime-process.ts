@@ -59,6 +59,8 @@ type Operations = {
   schedule(doc: TimerDoc): Promise<void>;
   lagCount(): number;
   lagsFrom(index: number): number[];
+  /** Sweeps of the effect relay that finished reading the store. */
+  sweeps(): number;
   stop(): Promise<void>;
 };
 
@@ -67,6 +69,9 @@ async function serve(config: Config): Promise<void> {
   const { timers, stepper, store } = runtime.parts;
   const timings = new Timings();
   for (const m of ["loadMany", "saveMany", "compact", "stranded"]) timings.wrap(store, m, () => `store.${m}`);
+  let sweeps = 0;
+  const stranded = store.stranded.bind(store);
+  store.stranded = (...args) => stranded(...args).finally(() => sweeps++);
   timings.wrap(stepper, "applyBatch", () => "stepper.applyBatch (one partition's batch)");
   const executor = (stepper as unknown as { executor: object }).executor;
   timings.wrap(executor, "execute", () => "executor.execute (all effects of a step)");
@@ -87,6 +92,7 @@ async function serve(config: Config): Promise<void> {
     schedule: (doc) => timers.schedule(doc),
     lagCount: () => timers.lags.length,
     lagsFrom: (index) => timers.lags.slice(index),
+    sweeps: () => sweeps,
     stop: () => stopAndDrop(runtime),
   };
   process.on("message", (request: { id: number; op: keyof Operations; args: unknown[] }) => {
