@@ -1,4 +1,4 @@
-import { forEachLimited, groupInOrder } from "./batch-tools";
+import { Coalescer, forEachLimited, groupInOrder } from "./batch-tools";
 
 describe("batch tools", () => {
   it("groups by key keeping each group's order and the keys' first-seen order", () => {
@@ -26,5 +26,47 @@ describe("batch tools", () => {
     expect(peak).toBe(3);
     expect(running).toBe(0);
     expect(done.sort()).toEqual([1, 2, 4, 5, 6, 7]);
+  });
+
+  /** A sender that records its batches and how many were out at once; each batch takes 10 ms. */
+  const recordingSender = () => {
+    const batches: number[][] = [];
+    let out = 0;
+    let peak = 0;
+    const send = async (items: number[]) => {
+      batches.push(items);
+      peak = Math.max(peak, ++out);
+      await new Promise((r) => setTimeout(r, 10));
+      out--;
+      return items.map((n) => n * 10);
+    };
+    return { batches, send, peak: () => peak };
+  };
+  const addInWaves = async (coalescer: Coalescer<number, number>) => {
+    const results: Promise<number>[] = [];
+    for (let wave = 0; wave < 4; wave++) {
+      for (let i = 0; i < 5; i++) results.push(coalescer.add(wave * 5 + i));
+      await new Promise((r) => setTimeout(r, 3));
+    }
+    return Promise.all(results);
+  };
+
+  it("coalesces concurrent items into batches one at a time, in order, each caller getting its own result", async () => {
+    const sender = recordingSender();
+    const results = await addInWaves(new Coalescer(sender.send, 8));
+    expect(results).toEqual(Array.from({ length: 20 }, (_, n) => n * 10));
+    expect(sender.peak()).toBe(1);
+    expect(sender.batches.flat()).toEqual(Array.from({ length: 20 }, (_, n) => n));
+    expect(sender.batches.length).toBeLessThan(20);
+    expect(Math.max(...sender.batches.map((b) => b.length))).toBeLessThanOrEqual(8);
+  });
+
+  it("rejects the callers of a failed batch only, and keeps going", async () => {
+    const coalescer = new Coalescer(async (items: number[]) => {
+      if (items.includes(3)) throw new Error("batch with 3 failed");
+      return items;
+    }, 2);
+    const outcomes = await Promise.allSettled([1, 2, 3, 4, 5].map((n) => coalescer.add(n)));
+    expect(outcomes.map((o) => o.status)).toEqual(["fulfilled", "fulfilled", "rejected", "rejected", "fulfilled"]);
   });
 });
