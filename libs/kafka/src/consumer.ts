@@ -2,6 +2,7 @@ import { fromBinary, type DescMessage, type MessageShape } from "@bufbuild/proto
 import type { Consumer, EachBatchPayload, EachMessagePayload, Kafka, KafkaMessage } from "kafkajs";
 import type { Logger } from "@chatcrm/logging";
 import { runInRemoteContext, SpanKind } from "@chatcrm/telemetry";
+import { Abandoned, handleOneByOne, HandlerHealth } from "./batch-isolation";
 import { DeadLetterHeader, Header, headersToStrings } from "./headers";
 import type { ProcessedEventStore } from "./processed-events";
 import { whileTopicsSettle } from "./provision";
@@ -59,9 +60,11 @@ export const subscribe = <D extends DescMessage>(topic: TopicDefinition<D>, hand
 /**
  * A handler that takes a partition's whole fetched batch at once: for work that gains from batching (bulk writes)
  * or that runs many keys of one partition concurrently while keeping each key in order (outbound sends). It must
- * be idempotent: a failing batch is retried whole, with backoff, until it succeeds or the consumer stops (it never
- * goes to the dead-letter topic, because a batch fails for infrastructure reasons, not for one bad record; a
- * record that does not decode is still dead-lettered alone). The processed-event store is not consulted.
+ * be idempotent: a failing batch is retried whole, with backoff. After the retry policy's attempts it is handled
+ * one event at a time, and an event that keeps failing alone goes to the dead-letter topic once another handler
+ * call has succeeded since it first failed (see handleOneByOne): a batch mostly fails because the infrastructure
+ * is away, and then nothing is dead-lettered. A record that does not decode is dead-lettered at once. The
+ * processed-event store is not consulted.
  */
 export const subscribeBatch = <D extends DescMessage>(topic: TopicDefinition<D>, batchHandler: BatchHandler<D>): Subscription =>
   ({ topic, batchHandler }) as unknown as Subscription;
@@ -132,6 +135,8 @@ export class EventConsumer {
   }
 
   private readonly seenSinceJoin = new Set<string>();
+  /** Proof that the infrastructure answers, for dead-lettering an event that fails alone (batch handlers only). */
+  private readonly health = new HandlerHealth();
 
   private async handleBatch(payload: EachBatchPayload): Promise<void> {
     const { batch, heartbeat, resolveOffset, commitOffsetsIfNecessary, isRunning, isStale } = payload;
@@ -162,20 +167,39 @@ export class EventConsumer {
       resolveOffset(offset);
       void commitOffsetsIfNecessary().catch(() => undefined);
     };
+    const context = { firstSinceJoin, isStopping, markDone };
+    const handler = subscription.batchHandler;
     try {
       for (let attempt = 1; ; attempt++) {
+        const startedAt = Date.now();
         try {
-          await subscription.batchHandler(events, { firstSinceJoin, isStopping, markDone });
+          await handler(events, context);
+          this.health.succeeded(startedAt);
           break;
         } catch (err) {
           if (isStopping()) return;
+          if (attempt >= this.retry.attempts && events.length > 0) {
+            this.log.warn({ err, topic: batch.topic, partition: batch.partition, records: events.length, attempt }, "batch handler keeps failing; handling the batch one event at a time");
+            const messages = new Map(batch.messages.map((m) => [m.offset, m]));
+            await handleOneByOne(events, {
+              call: (event) => handler([event], context),
+              attempts: this.retry.attempts,
+              health: this.health,
+              pause: (n) => this.sleep(this.backoff(Math.min(n, 10))),
+              deadLetter: (event, error, attempts) => this.deadLetter(batch.topic, batch.partition, messages.get(event.offset)!, event.headers, error, attempts),
+              retrying: (event, e, n) => this.log.warn({ err: e, topic: batch.topic, partition: batch.partition, eventId: event.id, attempt: n }, "event handler failed on its own; retrying"),
+              markDone: (event) => markDone(event.offset),
+              isStopping,
+            });
+            break;
+          }
           const delay = this.backoff(Math.min(attempt, 10));
           this.log.warn({ err, topic: batch.topic, partition: batch.partition, records: events.length, attempt, retryInMs: delay }, "batch handler failed; retrying the batch");
           await this.sleep(delay);
         }
       }
     } catch (err) {
-      if (err instanceof StoppingError) return;
+      if (err instanceof StoppingError || err instanceof Abandoned) return;
       throw err;
     } finally {
       clearInterval(beat);

@@ -16,6 +16,7 @@ import {
   Header,
   headersToStrings,
   subscribe,
+  subscribeBatch,
   type ConsumedEvent,
 } from "../../src";
 
@@ -170,6 +171,43 @@ describe("Kafka with the protobuf codec", () => {
     expect(dead[1]!.headers[DeadLetterHeader.attempts]).toBe("3");
     expect(dead[1]!.headers[DeadLetterHeader.originalTopic]).toBe(topic.name);
     expect(dead[1]!.key).toBe("channel-1:777");
+  });
+
+  it("dead-letters the one record that makes its batch fail and handles the rest of the batch and what follows, in order", async () => {
+    const topic = newTopic();
+    await provision(topic);
+    const handled: string[] = [];
+    const consumer = new EventConsumer(kafka, {
+      groupId: uniqueName("group"),
+      subscriptions: [
+        subscribeBatch(topic, async (events) => {
+          if (events.some((e) => e.value.text === "breaks its batch")) throw new Error("the step cannot handle this");
+          handled.push(...events.map((e) => e.value.text));
+        }),
+      ],
+      publisher,
+      logger,
+      retry: { attempts: 3, initialDelayMs: 20, maxDelayMs: 50 },
+    });
+    consumers.push(consumer);
+    const joined = consumer.waitUntilJoined();
+    await consumer.start();
+    await joined;
+
+    // One key, so one partition and one batch; nothing else in the group succeeds to prove the broker and handler answer.
+    const texts = ["first", "second", "breaks its batch", "third", "fourth"];
+    await publisher.publishBatch(topic, texts.map((text) => ({ key: "channel-1:777", projectId: "project-1", value: inbound(text) })));
+    await waitFor("the records around the bad one", () => handled.includes("fourth"));
+    await publisher.publish(topic, { key: "channel-1:777", projectId: "project-1", value: inbound("a later batch") });
+    await waitFor("the later batch", () => handled.includes("a later batch"));
+
+    expect(handled).toEqual(["first", "second", "third", "fourth", "a later batch"]);
+    const dead = await readAll(deadLetterTopic(topic.name), 1);
+    expect(dead).toHaveLength(1);
+    expect(fromBinary(InboundMessageSchema, dead[0]!.value!).text).toBe("breaks its batch");
+    expect(dead[0]!.headers[DeadLetterHeader.error]).toBe("the step cannot handle this");
+    expect(dead[0]!.headers[DeadLetterHeader.attempts]).toBe("3");
+    expect(dead[0]!.key).toBe("channel-1:777");
   });
 
   it("handles a redelivered event id once", async () => {
