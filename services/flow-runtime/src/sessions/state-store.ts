@@ -191,7 +191,7 @@ export class StateStore {
   /** Superseded revisions and when they may go, oldest first. */
   private superseded: { id: string; after: number }[] = [];
   private readonly inserts = new Coalescer<ContactState, boolean>((states) => this.insert(states), MAX_INSERT);
-  private readonly loads = new Coalescer<{ projectId: string; contactId: string }, ContactState>((contacts) => this.query(contacts), MAX_LOAD);
+  private readonly loads = new Coalescer<{ projectId: string; contactId: string }, ContactState | UnreadableState>((contacts) => this.query(contacts), MAX_LOAD);
 
   constructor(
     private readonly model: Model<StateRevisionDoc>,
@@ -208,11 +208,17 @@ export class StateStore {
    */
   async loadMany(contacts: { projectId: string; contactId: string }[]): Promise<Map<string, ContactState>> {
     const states = await Promise.all(contacts.map((c) => this.loads.add(c)));
-    return new Map(states.map((s) => [s.key, s]));
+    const unreadable = states.find((s) => s instanceof UnreadableState);
+    if (unreadable) throw unreadable;
+    return new Map((states as ContactState[]).map((s) => [s.key, s]));
   }
 
-  private async query(contacts: { projectId: string; contactId: string }[]): Promise<ContactState[]> {
-    const states = new Map(contacts.map((c) => [stateKey(c.projectId, c.contactId), emptyState(c.projectId, c.contactId)]));
+  /**
+   * A newest revision that does not read fails only the loads of its own contact: the query is shared with other
+   * partitions' batches, and their contacts must go on (the failing event ends in the dead-letter topic).
+   */
+  private async query(contacts: { projectId: string; contactId: string }[]): Promise<(ContactState | UnreadableState)[]> {
+    const states = new Map<string, ContactState | UnreadableState>(contacts.map((c) => [stateKey(c.projectId, c.contactId), emptyState(c.projectId, c.contactId)]));
     const projects = [...new Set(contacts.map((c) => c.projectId))];
     const docs = await this.model.find({ projectId: { $in: projects }, key: { $in: [...states.keys()] } }).lean();
     const now = Date.now();
@@ -220,7 +226,7 @@ export class StateStore {
       const current = states.get(doc.key);
       if (!current) continue;
       if (current.rev > 0) this.supersede(revisionId(current.key, current.rev), now);
-      states.set(doc.key, readRevision(doc));
+      states.set(doc.key, readRevisionOrWhyNot(doc));
     }
     return contacts.map((c) => states.get(stateKey(c.projectId, c.contactId))!);
   }
@@ -318,6 +324,25 @@ function revisionDoc(s: ContactState): StateRevisionDoc {
     updatedAt: s.updatedAt,
     body: Buffer.from(JSON.stringify(body)),
   };
+}
+
+/** A stored revision that cannot be read back (a body that is not the JSON this code writes). */
+export class UnreadableState extends Error {
+  constructor(
+    readonly key: string,
+    readonly rev: number,
+    cause: unknown,
+  ) {
+    super(`the stored state of contact ${key} (revision ${rev}) cannot be read: ${cause instanceof Error ? cause.message : String(cause)}`);
+  }
+}
+
+function readRevisionOrWhyNot(doc: StateRevisionDoc): ContactState | UnreadableState {
+  try {
+    return readRevision(doc);
+  } catch (err) {
+    return new UnreadableState(doc.key, doc.rev, err);
+  }
 }
 
 function readRevision(doc: StateRevisionDoc): ContactState {

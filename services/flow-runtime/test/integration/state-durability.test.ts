@@ -182,6 +182,28 @@ describe("flow runtime: contact state revisions, the in-memory copy and the effe
     expect(Object.keys(stored!).sort()).toEqual(["_id", "body", "contactId", "hasPending", "key", "projectId", "rev", "updatedAt"]);
   });
 
+  test("a stored state that does not read fails the loads of its own contact only, naming the contact and revision", async () => {
+    const broken = uniqueName("broken");
+    const fine = uniqueName("fine");
+    const { store } = runtime.parts;
+    await runtime.context.mongo.connection.db!.collection("contact_states").insertOne({
+      _id: `${project}:${broken}#1` as never,
+      key: `${project}:${broken}`,
+      projectId: project,
+      contactId: broken,
+      rev: 1,
+      hasPending: false,
+      updatedAt: new Date(),
+      body: Buffer.from("{not json"),
+    });
+    expect(await store.saveMany([nextState(emptyState(project, fine), { sessions: [], pending: [] }, "fine-1")])).toEqual(new Set());
+    // Asked for in the same tick, the two share one query.
+    const [bad, good] = await Promise.allSettled([store.load(project, broken), store.load(project, fine)]);
+    expect(bad.status).toBe("rejected");
+    expect((bad as PromiseRejectedResult).reason.message).toContain(`the stored state of contact ${project}:${broken} (revision 1) cannot be read`);
+    expect(good).toMatchObject({ status: "fulfilled", value: { key: `${project}:${fine}`, rev: 1 } });
+  });
+
   test("a send stored before effects kept their Kafka key is published with the key its command names", async () => {
     const contactId = uniqueName("legacy");
     const commandId = uniqueName("cmd");
