@@ -18,6 +18,7 @@ import {
   subscribe,
   subscribeBatch,
   type ConsumedEvent,
+  type Subscription,
 } from "../../src";
 
 const logger = testLogger("kafka-test");
@@ -30,9 +31,13 @@ const consumers: EventConsumer[] = [];
 const newTopic = () => defineTopic(`test.${uniqueName("inbound")}.v1`, InboundMessageSchema, { key: "<channel_id>:<sender_id>", partitions: 2 });
 
 async function startConsumer(topic: ReturnType<typeof newTopic>, handler: (e: ConsumedEvent<typeof InboundMessageSchema>) => Promise<void>, processed?: MongoProcessedEventStore) {
+  return startGroup(subscribe(topic, handler), processed);
+}
+
+async function startGroup(subscription: Subscription, processed?: MongoProcessedEventStore) {
   const consumer = new EventConsumer(kafka, {
     groupId: uniqueName("group"),
-    subscriptions: [subscribe(topic, handler)],
+    subscriptions: [subscription],
     publisher,
     logger,
     processed,
@@ -177,22 +182,12 @@ describe("Kafka with the protobuf codec", () => {
     const topic = newTopic();
     await provision(topic);
     const handled: string[] = [];
-    const consumer = new EventConsumer(kafka, {
-      groupId: uniqueName("group"),
-      subscriptions: [
-        subscribeBatch(topic, async (events) => {
-          if (events.some((e) => e.value.text === "breaks its batch")) throw new Error("the step cannot handle this");
-          handled.push(...events.map((e) => e.value.text));
-        }),
-      ],
-      publisher,
-      logger,
-      retry: { attempts: 3, initialDelayMs: 20, maxDelayMs: 50 },
-    });
-    consumers.push(consumer);
-    const joined = consumer.waitUntilJoined();
-    await consumer.start();
-    await joined;
+    await startGroup(
+      subscribeBatch(topic, async (events) => {
+        if (events.some((e) => e.value.text === "breaks its batch")) throw new Error("the step cannot handle this");
+        handled.push(...events.map((e) => e.value.text));
+      }),
+    );
 
     // One key, so one partition and one batch; nothing else in the group succeeds to prove the broker and handler answer.
     const texts = ["first", "second", "breaks its batch", "third", "fourth"];
