@@ -40,8 +40,9 @@ export class Abandoned extends Error {}
  * call that started after its first failure has succeeded (HandlerHealth): a batch usually fails because the
  * database or a service is away, and then every event fails and none may be dead-lettered. When no other partition
  * proves the infrastructure answers, the events after the stuck one are tried, one more each round, until one
- * succeeds; an event handled that way is not handled again (it went before the stuck ones, which are then
- * dead-lettered: the order of what is handled holds).
+ * succeeds; an event handled that way is not handled again. It has then gone before the stuck ones: they are
+ * dead-lettered, or handled after it if their failure passes meanwhile (the one case where order within a key
+ * may not hold).
  */
 export async function handleOneByOne<E>(events: E[], how: OneByOne<E>): Promise<void> {
   const batch: BatchState<E> = { events, how, handledEarly: new Set(), firstFailedAt: new Map() };
