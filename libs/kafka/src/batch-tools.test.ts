@@ -69,4 +69,15 @@ describe("batch tools", () => {
     const outcomes = await Promise.allSettled([1, 2, 3, 4, 5].map((n) => coalescer.add(n)));
     expect(outcomes.map((o) => o.status)).toEqual(["fulfilled", "fulfilled", "rejected", "rejected", "fulfilled"]);
   });
+
+  it("rejects only the caller whose item came back as an error", async () => {
+    const coalescer = new Coalescer(async (items: number[]) => items.map((n) => (n === 3 ? new Error("3 is unreadable") : n * 10)), 8);
+    const outcomes = await Promise.allSettled([1, 2, 3, 4].map((n) => coalescer.add(n)));
+    expect(outcomes).toEqual([
+      { status: "fulfilled", value: 10 },
+      { status: "fulfilled", value: 20 },
+      { status: "rejected", reason: new Error("3 is unreadable") },
+      { status: "fulfilled", value: 40 },
+    ]);
+  });
 });

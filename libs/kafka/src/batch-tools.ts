@@ -43,14 +43,15 @@ interface Waiting<In, Out> {
 /**
  * Turns many concurrent single requests into few batched ones: one batch is in flight at a time, and what arrives
  * meanwhile goes out together in the next (at most `maxBatch` items). Each caller still learns its own item's
- * outcome. Items go out in the order they were added, and batches never overlap.
+ * outcome: a batch that throws rejects all its callers, an Error in one item's place rejects that caller only.
+ * Items go out in the order they were added, and batches never overlap.
  */
 export class Coalescer<In, Out> {
   private waiting: Waiting<In, Out>[] = [];
   private flushing = false;
 
   constructor(
-    private readonly send: (items: In[]) => Promise<Out[]>,
+    private readonly send: (items: In[]) => Promise<(Out | Error)[]>,
     private readonly maxBatch: number,
   ) {}
 
@@ -69,7 +70,11 @@ export class Coalescer<In, Out> {
       const batch = this.waiting.splice(0, this.maxBatch);
       try {
         const outs = await this.send(batch.map((w) => w.item));
-        batch.forEach((w, i) => w.resolve(outs[i]!));
+        batch.forEach((w, i) => {
+          const out = outs[i]!;
+          if (out instanceof Error) w.reject(out);
+          else w.resolve(out);
+        });
       } catch (err) {
         for (const w of batch) w.reject(err);
       }

@@ -191,7 +191,7 @@ export class StateStore {
   /** Superseded revisions and when they may go, oldest first. */
   private superseded: { id: string; after: number }[] = [];
   private readonly inserts = new Coalescer<ContactState, boolean>((states) => this.insert(states), MAX_INSERT);
-  private readonly loads = new Coalescer<{ projectId: string; contactId: string }, ContactState | UnreadableState>((contacts) => this.query(contacts), MAX_LOAD);
+  private readonly loads = new Coalescer<{ projectId: string; contactId: string }, ContactState>((contacts) => this.query(contacts), MAX_LOAD);
 
   constructor(
     private readonly model: Model<StateRevisionDoc>,
@@ -208,14 +208,13 @@ export class StateStore {
    */
   async loadMany(contacts: { projectId: string; contactId: string }[]): Promise<Map<string, ContactState>> {
     const states = await Promise.all(contacts.map((c) => this.loads.add(c)));
-    const unreadable = states.find((s) => s instanceof UnreadableState);
-    if (unreadable) throw unreadable;
-    return new Map((states as ContactState[]).map((s) => [s.key, s]));
+    return new Map(states.map((s) => [s.key, s]));
   }
 
   /**
-   * A newest revision that does not read fails only the loads of its own contact: the query is shared with other
-   * partitions' batches, and their contacts must go on (the failing event ends in the dead-letter topic).
+   * A newest revision that does not read fails only the loads of its own contact (the Coalescer rejects an Error's
+   * caller alone): the query is shared with other partitions' batches, and their contacts must go on (the failing
+   * event ends in the dead-letter topic).
    */
   private async query(contacts: { projectId: string; contactId: string }[]): Promise<(ContactState | UnreadableState)[]> {
     const states = new Map<string, ContactState | UnreadableState>(contacts.map((c) => [stateKey(c.projectId, c.contactId), emptyState(c.projectId, c.contactId)]));
