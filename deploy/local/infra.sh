@@ -86,9 +86,13 @@ start_ferretdb() {
   port_open "$FERRETDB_PORT" && die "port $FERRETDB_PORT is taken by another process; set FERRETDB_PORT"
   mkdir -p "$FERRET_DIR/data" "$FERRET_DIR/state"
   log "starting FerretDB $FERRETDB_VERSION on 127.0.0.1:$FERRETDB_PORT"
-  setsid "$FERRETDB_BIN" --handler=sqlite --sqlite-url="file:$FERRET_DIR/data/" \
+  # Two settings that cost nothing in what is kept but a third of FerretDB's CPU under writes (profiled in the flow
+  # bench, services/flow-runtime/bench/REPORT.md): the text and json log formats render every SQL statement's
+  # arguments (whole documents) for a debug line the level then drops, the console format only when it prints;
+  # and SQLite's statement journals go to memory instead of a temporary file written and closed per insert.
+  setsid "$FERRETDB_BIN" --handler=sqlite --sqlite-url="file:$FERRET_DIR/data/?_pragma=temp_store(memory)" \
     --listen-addr="127.0.0.1:$FERRETDB_PORT" --debug-addr=- --state-dir="$FERRET_DIR/state" \
-    --telemetry=disable --log-level=warn --log-format=text \
+    --telemetry=disable --log-level=warn --log-format=console \
     >>"$FERRET_DIR/ferretdb.log" 2>&1 </dev/null 9>&- &
   echo $! >"$FERRET_DIR/pid"
 }
