@@ -60,9 +60,9 @@ function machineTicks() {
     const cpu = readFileSync("/proc/stat", "utf8").split("\n")[0]!.trim().split(/\s+/).slice(1).map(Number);
     const idle = cpu[3]! + cpu[4]!;
     const total = cpu.slice(0, 8).reduce((a, b) => a + b, 0);
-    return { busy: total - idle, total };
+    return { busy: total - idle, steal: cpu[7]!, total };
   } catch {
-    return { busy: NaN, total: NaN };
+    return { busy: NaN, steal: NaN, total: NaN };
   }
 }
 
@@ -86,7 +86,9 @@ export function cpuSnapshot(pids: Pids) {
 
 /**
  * Between two snapshots: per process CPU seconds and % of one core (and CPU µs per call when `calls` is given),
- * and the machine's busy % over all its cores. Seconds are rounded to `digits`.
+ * and the machine's busy % over all its cores. Of that busy %, `machineStealPct` is time the hypervisor gave this
+ * machine's cores to someone else: on a shared host it is what makes the same code measure slower in one run than
+ * in another, so reports quote it beside the figures. Seconds are rounded to `digits`.
  */
 export function cpuBetween(a: CpuSnapshot, b: CpuSnapshot, options: { digits: number; calls?: number }) {
   const round = (x: number) => +x.toFixed(options.digits);
@@ -98,6 +100,7 @@ export function cpuBetween(a: CpuSnapshot, b: CpuSnapshot, options: { digits: nu
     procs[k] = { cpuSeconds: round(used), pctOfOneCore: Math.round((used / seconds) * 100) };
     if (options.calls !== undefined) procs[k].cpuUsPerCall = options.calls ? Math.round((used * 1e6) / options.calls) : NaN;
   }
-  const m = { busy: b.machine.busy - a.machine.busy, total: b.machine.total - a.machine.total };
-  return { seconds: round(seconds), machineBusyPct: Math.round((m.busy / Math.max(1, m.total)) * 100), procs };
+  const m = { busy: b.machine.busy - a.machine.busy, steal: b.machine.steal - a.machine.steal, total: b.machine.total - a.machine.total };
+  const pct = (ticks: number) => Math.round((ticks / Math.max(1, m.total)) * 100);
+  return { seconds: round(seconds), machineBusyPct: pct(m.busy), machineStealPct: pct(m.steal), procs };
 }
