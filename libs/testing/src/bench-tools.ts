@@ -87,8 +87,9 @@ export function cpuSnapshot(pids: Pids) {
 /**
  * Between two snapshots: per process CPU seconds and % of one core (and CPU µs per call when `calls` is given),
  * and the machine's busy % over all its cores. Of that busy %, `machineStealPct` is time the hypervisor gave this
- * machine's cores to someone else: on a shared host it is what makes the same code measure slower in one run than
- * in another, so reports quote it beside the figures. Seconds are rounded to `digits`.
+ * machine's cores to someone else: on a shared host it is one reason the same code measures slower in one run than
+ * in another (not the only one: neighbours slow each instruction without stealing), so reports quote it beside the
+ * figures. Seconds are rounded to `digits`.
  */
 export function cpuBetween(a: CpuSnapshot, b: CpuSnapshot, options: { digits: number; calls?: number }) {
   const round = (x: number) => +x.toFixed(options.digits);
