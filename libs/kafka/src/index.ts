@@ -3,7 +3,7 @@ export { Coalescer, forEachLimited, groupInOrder } from "./batch-tools";
 export { createKafka, type KafkaSettings } from "./create-kafka";
 export { DeadLetterHeader, Header, headersToStrings, PROTOBUF_CONTENT_TYPE } from "./headers";
 export type { ProcessedEventStore } from "./processed-events";
-export { ensureTopics, type ProvisionOptions } from "./provision";
+export { ensureTopics, whileTopicsSettle, type ProvisionOptions } from "./provision";
 export { EventPublisher, type OutgoingEvent } from "./publisher";
 export { deadLetterTopic, defineTopic, schemaVersion, type TopicDefinition } from "./topic";
 export { Topics } from "./topics";

@@ -1,5 +1,5 @@
 import { fromBinary, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
-import { createKafka, Header, headersToStrings, type TopicDefinition } from "@chatcrm/kafka";
+import { createKafka, ensureTopics, Header, headersToStrings, whileTopicsSettle, type TopicDefinition } from "@chatcrm/kafka";
 import type { Admin } from "kafkajs";
 import type { Logger } from "@chatcrm/logging";
 import { testInfra, uniqueName, waitFor } from "./index";
@@ -14,13 +14,22 @@ export interface TappedEvent<D extends DescMessage> {
 /**
  * Reads a real topic from its beginning with a throwaway consumer group and keeps the decoded events of one
  * project, so a test sees exactly what its service published however many other runs share the topic.
+ * A suite may tap before starting the service that creates the topic (the first suite on a fresh broker, which
+ * does not auto-create topics), so the tap provisions it the way every service does on start.
  */
 export async function tapTopic<D extends DescMessage>(topic: TopicDefinition<D>, projectId: string, logger: Logger) {
   const kafka = createKafka({ brokers: testInfra().kafkaBrokers, clientId: uniqueName("tap"), logger });
   const consumer = kafka.consumer({ groupId: uniqueName("tap") });
   const events: TappedEvent<D>[] = [];
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    await ensureTopics(admin, [topic], { replicationFactor: 1 });
+  } finally {
+    await admin.disconnect();
+  }
   await consumer.connect();
-  await consumer.subscribe({ topic: topic.name, fromBeginning: true });
+  await whileTopicsSettle(() => consumer.subscribe({ topic: topic.name, fromBeginning: true }));
   await consumer.run({
     eachMessage: async ({ message }) => {
       const headers = headersToStrings(message.headers);
