@@ -37,6 +37,8 @@ if [[ -z "${KAFKA_BROKERS:-}" || -z "${MONGO_URL:-}" ]]; then
   own_infra=1
   CHATCRM_INFRA_OWNER_PID=$$ bash deploy/local/infra.sh start
   eval "$(bash deploy/local/infra.sh env)"
+  # Our FerretDB (SQLite) never uses non-unique indexes and pays for them on every write.
+  export MONGO_QUERY_INDEXES="${MONGO_QUERY_INDEXES:-false}"
 fi
 
 # The channels service encrypts channel secrets with this key. Locally it is generated once per machine and kept

@@ -110,6 +110,11 @@ class ChartTemplates(unittest.TestCase):
         self.assertEqual(env["MONGO_URL"], {"secretKeyRef": {"name": "chatcrm-mongo", "key": "MONGO_URL"}})
         self.assertEqual(env["OTEL_EXPORTER_OTLP_ENDPOINT"], "http://otel-collector.observability:4318")
 
+    def test_query_indexes_stay_on_unless_turned_off(self):
+        for args, expected in (([], "true"), (["--set", "mongo.queryIndexes=false"], "false")):
+            for deployment in by_kind(render(*args), "Deployment").values():
+                self.assertEqual(env_of(deployment)["MONGO_QUERY_INDEXES"], expected, args)
+
     def test_schema_rejects_bad_values(self):
         for args in (["--set", "services.contacts.grpcPort=70000"], ["--set", "kafka.brokers=no-port"], ["--set", "services.unknown.grpcPort=1"], ["--set", "mongo.url=postgres://x"]):
             code, err = render_error(*args)

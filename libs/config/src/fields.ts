@@ -65,4 +65,9 @@ export const serviceBaseSchema = (defaults: { grpcPort: number; database: string
     HEALTH_PROBE_INTERVAL_MS: positiveInt(5_000),
     /** TTL indexes are a MongoDB feature FerretDB lacks; production turns them on. */
     MONGO_TTL_INDEXES: bool(false),
+    /**
+     * Non-unique indexes serve only queries; FerretDB 1.24 on SQLite never uses them and pays for them on every
+     * write, so local runs on it turn them off. Unique indexes are created either way.
+     */
+    MONGO_QUERY_INDEXES: bool(true),
   });

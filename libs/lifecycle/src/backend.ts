@@ -19,6 +19,7 @@ export interface BackendConfig {
   SHUTDOWN_TIMEOUT_MS: number;
   HEALTH_PROBE_INTERVAL_MS: number;
   MONGO_TTL_INDEXES: boolean;
+  MONGO_QUERY_INDEXES: boolean;
 }
 
 /** What a service gets to wire its own parts into. */
@@ -84,6 +85,7 @@ export async function startBackend<T = void>(def: BackendDefinition<T>): Promise
     database: config.MONGO_DATABASE,
     logger,
     serverSelectionTimeoutMs: config.MONGO_SERVER_SELECTION_TIMEOUT_MS,
+    queryIndexes: config.MONGO_QUERY_INDEXES,
   });
   const kafka = createKafka({ brokers: config.KAFKA_BROKERS, clientId: config.KAFKA_CLIENT_ID ?? name, logger });
   const admin = kafka.admin();

@@ -76,6 +76,8 @@ export function testBackendConfig(database: string) {
     SHUTDOWN_TIMEOUT_MS: 2_000,
     HEALTH_PROBE_INTERVAL_MS: 500,
     MONGO_TTL_INDEXES: false,
+    // The indexes are created as in production, so a test meets an index a schema cannot have.
+    MONGO_QUERY_INDEXES: true,
   };
 }
 export { installTestTracing } from "./tracing";

@@ -56,6 +56,8 @@ function readSettings(env: Env) {
   return {
     mongoUrl: env.MONGO_URL,
     kafkaBrokers: env.KAFKA_BROKERS.split(",").map((b) => b.trim()),
+    /** Passed to both services as it is (unset: their default, on); false on FerretDB, as deploy/local/run.sh does. */
+    mongoQueryIndexes: env.MONGO_QUERY_INDEXES,
     /** Throughput populations: contacts, and answer rounds after the starting (keyword) round, for each. */
     populations: (env.BENCH_POPULATIONS || "200:3,2000:5").split(",").map((p) => {
       const [contacts, rounds] = p.split(":").map(Number);
@@ -110,7 +112,7 @@ async function startStack(name: string, settings: Settings) {
     KAFKA_REPLICATION_FACTOR: 1,
     MONGO_TTL_INDEXES: false,
   });
-  const env = { MONGO_URL: settings.mongoUrl, KAFKA_BROKERS: settings.kafkaBrokers.join(",") };
+  const env = { MONGO_URL: settings.mongoUrl, KAFKA_BROKERS: settings.kafkaBrokers.join(","), MONGO_QUERY_INDEXES: settings.mongoQueryIndexes };
   const contacts = await startContacts({ ...contactsConfigSchema.parse(env), ...base(`${name}_contacts`), KAFKA_CONSUMER_GROUP: `${name}_contacts`, FUNNEL_MOVES_CONSUMER_GROUP: `${name}_contacts_funnel` }, logger.child({ service: "contacts" }));
   const config: Config = {
     ...configSchema.parse(env),
@@ -165,7 +167,7 @@ async function main(env: Env) {
   const summary: Record<string, unknown> = { benchmark: "flow-runtime", startedAt: startedAt.toISOString(), project, machine, settings: { ...settings } };
 
   const { contacts, runtime, runtimeConnection, runtimeDb, config, logger } = await startStack(name, settings);
-  summary.serviceConfig = { CONSUMER_CONCURRENCY: config.CONSUMER_CONCURRENCY, TIMER_LOOKAHEAD_MS: config.TIMER_LOOKAHEAD_MS, TIMER_SCAN_INTERVAL_MS: config.TIMER_SCAN_INTERVAL_MS, EFFECT_RELAY_INTERVAL_MS: config.EFFECT_RELAY_INTERVAL_MS };
+  summary.serviceConfig = { MONGO_QUERY_INDEXES: config.MONGO_QUERY_INDEXES, CONSUMER_CONCURRENCY: config.CONSUMER_CONCURRENCY, TIMER_LOOKAHEAD_MS: config.TIMER_LOOKAHEAD_MS, TIMER_SCAN_INTERVAL_MS: config.TIMER_SCAN_INTERVAL_MS, EFFECT_RELAY_INTERVAL_MS: config.EFFECT_RELAY_INTERVAL_MS };
   const flows = createGrpcClient(FlowsService, `127.0.0.1:${runtime.grpcPort}`);
   const publisher = new EventPublisher(createKafka({ brokers: settings.kafkaBrokers, clientId: `${name}_driver`, logger }));
   await publisher.connect();

@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { z } from "zod";
-import { ConfigError, loadConfig, mongoUrl } from "@chatcrm/config";
+import { bool, ConfigError, loadConfig, mongoUrl } from "@chatcrm/config";
 import { RpcError } from "@chatcrm/grpc";
 import type { Logger } from "@chatcrm/logging";
 import { MongoDatabase } from "@chatcrm/mongo";
@@ -18,7 +18,7 @@ The password is read from --admin-password-file, or from the ADMIN_PASSWORD envi
 either, a strong one is generated and printed once. With --if-absent, an admin email that already signs in
 somewhere is left alone (exit 0), so a start script can run it every time.`;
 
-const envSchema = z.object({ MONGO_URL: mongoUrl(), MONGO_DATABASE: z.string().min(1).default("chatcrm_gateway") });
+const envSchema = z.object({ MONGO_URL: mongoUrl(), MONGO_DATABASE: z.string().min(1).default("chatcrm_gateway"), MONGO_QUERY_INDEXES: bool(true) });
 
 /** The first-run command; returns the process exit status. */
 export async function runCreateProject(argv: string[], env: NodeJS.ProcessEnv, logger: Logger, out = process.stdout): Promise<number> {
@@ -54,7 +54,7 @@ export async function runCreateProject(argv: string[], env: NodeJS.ProcessEnv, l
   const given = fromFile ?? env.ADMIN_PASSWORD;
   const password = given || randomBytes(18).toString("base64url");
 
-  const mongo = new MongoDatabase({ url: settings.MONGO_URL, database: settings.MONGO_DATABASE, logger });
+  const mongo = new MongoDatabase({ url: settings.MONGO_URL, database: settings.MONGO_DATABASE, logger, queryIndexes: settings.MONGO_QUERY_INDEXES });
   try {
     await mongo.connect();
     const models = identityModels(mongo.connection);
