@@ -77,11 +77,13 @@ export function pidOnPort(port: number): number | undefined {
   return undefined;
 }
 
-export type Pids = Record<string, number | undefined>;
+/** A process by name; several pids (replicas of one service) are counted together. */
+export type Pids = Record<string, number | number[] | undefined>;
 export type CpuSnapshot = ReturnType<typeof cpuSnapshot>;
 
 export function cpuSnapshot(pids: Pids) {
-  return { at: performance.now(), machine: machineTicks(), procs: Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, procTicks(pid)])) };
+  const ticks = (pid: number | number[] | undefined) => (Array.isArray(pid) ? pid.reduce((sum, p) => sum + procTicks(p), 0) : procTicks(pid));
+  return { at: performance.now(), machine: machineTicks(), procs: Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, ticks(pid)])) };
 }
 
 /**

@@ -40,7 +40,7 @@ import { configSchema as contactsConfigSchema } from "../../contacts/src/config"
 import mongoose from "mongoose";
 import { configSchema, type Config } from "../src/config";
 import type { TimerDoc } from "../src/timers/timer-wheel";
-import { RuntimeProcess } from "./runtime-process";
+import { RuntimeReplicas } from "./runtime-process";
 
 type Env = NodeJS.ProcessEnv;
 
@@ -75,6 +75,8 @@ function readSettings(env: Env) {
     delayContacts: int("BENCH_DELAY_CONTACTS", 50),
     scanIntervalMs: int("BENCH_TIMER_SCAN_MS", 10_000),
     json: env.BENCH_JSON ?? "",
+    /** Runtime replicas (processes in one consumer group); timers are stored through the first. */
+    runtimeReplicas: Math.max(1, int("BENCH_RUNTIME_REPLICAS", 1)),
     /** A directory for a CPU profile of the runtime process (written when it exits). */
     runtimeProfileDir: env.BENCH_RUNTIME_PROFILE ?? "",
   };
@@ -122,7 +124,7 @@ async function startStack(name: string, settings: Settings) {
     TIMER_SCAN_INTERVAL_MS: settings.scanIntervalMs,
   };
   // The runtime bundle sits next to this one (npm run bench:flows builds both).
-  const runtime = await RuntimeProcess.start(path.join(__dirname, "flow-runtime.js"), config, settings.runtimeProfileDir);
+  const runtime = await RuntimeReplicas.start(path.join(__dirname, "flow-runtime.js"), config, settings.runtimeReplicas, settings.runtimeProfileDir);
   // The bench's own connection to the runtime's database, for counting what it stored.
   const runtimeConnection = await mongoose.createConnection(settings.mongoUrl, { dbName: config.MONGO_DATABASE }).asPromise();
   return { contacts, runtime, runtimeConnection, runtimeDb: runtimeConnection.db!, config, logger };
@@ -167,8 +169,8 @@ async function main(env: Env) {
   const summary: Record<string, unknown> = { benchmark: "flow-runtime", startedAt: startedAt.toISOString(), project, machine, settings: { ...settings } };
 
   const { contacts, runtime, runtimeConnection, runtimeDb, config, logger } = await startStack(name, settings);
-  summary.serviceConfig = { MONGO_QUERY_INDEXES: config.MONGO_QUERY_INDEXES, CONSUMER_CONCURRENCY: config.CONSUMER_CONCURRENCY, TIMER_LOOKAHEAD_MS: config.TIMER_LOOKAHEAD_MS, TIMER_SCAN_INTERVAL_MS: config.TIMER_SCAN_INTERVAL_MS, EFFECT_RELAY_INTERVAL_MS: config.EFFECT_RELAY_INTERVAL_MS };
-  const flows = createGrpcClient(FlowsService, `127.0.0.1:${runtime.grpcPort}`);
+  summary.serviceConfig = { runtimeReplicas: runtime.count, MONGO_QUERY_INDEXES: config.MONGO_QUERY_INDEXES, CONSUMER_CONCURRENCY: config.CONSUMER_CONCURRENCY, TIMER_LOOKAHEAD_MS: config.TIMER_LOOKAHEAD_MS, TIMER_SCAN_INTERVAL_MS: config.TIMER_SCAN_INTERVAL_MS, EFFECT_RELAY_INTERVAL_MS: config.EFFECT_RELAY_INTERVAL_MS };
+  const flows = createGrpcClient(FlowsService, `127.0.0.1:${runtime.first.grpcPort}`);
   const publisher = new EventPublisher(createKafka({ brokers: settings.kafkaBrokers, clientId: `${name}_driver`, logger }));
   await publisher.connect();
 
@@ -186,7 +188,7 @@ async function main(env: Env) {
     lastReplyAt = at;
     onReply(recipientId, list.length, at);
   });
-  const pids = { bench: process.pid, runtime: runtime.pid, kafka: pidOnPort(Number(settings.kafkaBrokers[0]!.split(":")[1])), ferretdb: pidOnPort(Number(new URL(settings.mongoUrl).port || 27017)) };
+  const pids = { bench: process.pid, runtime: runtime.pids, kafka: pidOnPort(Number(settings.kafkaBrokers[0]!.split(":")[1])), ferretdb: pidOnPort(Number(new URL(settings.mongoUrl).port || 27017)) };
   const fired = new Map<string, number>();
   const timersTap = await tap(settings, `${name}_tap_timers`, Topics.flowTimers.name, project, (_key, value, at) => {
     const t = fromBinary(Topics.flowTimers.schema, value);
@@ -291,7 +293,7 @@ async function main(env: Env) {
       }
       const cpu = process.cpuUsage(t);
       const cpuUsed = cpuBetween(cpuBefore, cpuSnapshot(pids), { digits: 1, calls: rounds.reduce((n, r) => n + r.handled, 0) });
-      const calls = await runtime.call("takeTimings");
+      const calls = await runtime.takeTimings();
       log("time per call:", calls);
       const answerRounds = rounds.slice(1).filter((r) => r.handled === r.messages);
       throughput.push({
@@ -314,8 +316,8 @@ async function main(env: Env) {
       // The relay sweeps once EFFECT_RELAY_AFTER_MS after the start (on FerretDB a scan of every revision, seconds of
       // its CPU), then every 5 minutes: a one-off of the start, kept out of the steady window and reported apart.
       const sweepWaitT0 = Date.now();
-      while ((await runtime.call("sweeps")) === 0) await sleep(250);
-      summary.startSweep = { waitedMs: Date.now() - sweepWaitT0, calls: await runtime.call("takeTimings") };
+      while ((await runtime.sweeps()) === 0) await sleep(250);
+      summary.startSweep = { waitedMs: Date.now() - sweepWaitT0, calls: await runtime.takeTimings() };
       log("the relay's sweep after the start:", summary.startSweep);
       const ids = Array.from({ length: settings.steadyContacts }, (_, i) => `bs${stamp.toString(36)}-${i}`);
       inFlows.push(...ids);
@@ -347,8 +349,8 @@ async function main(env: Env) {
       ids.forEach(answer);
       await sleep(warmUpMs);
       const cpuFrom = cpuSnapshot(pids);
-      const metricsFrom = await runtime.call("metrics");
-      await runtime.call("takeTimings");
+      const metricsFrom = await runtime.metrics();
+      await runtime.takeTimings();
       await sleep(settings.steadySeconds * 1000 - warmUpMs);
       running = false;
       const windowS = (Date.now() - t0 - warmUpMs) / 1000;
@@ -360,9 +362,9 @@ async function main(env: Env) {
         msgPerS: r1(handled / windowS),
         latencyMs: dist(latencies),
         cpu: cpuBetween(cpuFrom, cpuSnapshot(pids), { digits: 1, calls: handled }),
-        runtimeCallsMs: await runtime.call("takeTimings"),
+        runtimeCallsMs: await runtime.takeTimings(),
         // States the runtime had to read from the store within the window (every contact was in memory before it).
-        statesLoaded: (await runtime.call("metrics")).loaded - metricsFrom.loaded,
+        statesLoaded: (await runtime.metrics()).loaded - metricsFrom.loaded,
       };
       onReply = () => undefined;
       log("steady load:", steady);
@@ -370,13 +372,13 @@ async function main(env: Env) {
       // Let the answers in flight finish before the timer phase.
       await sleep(5_000);
     }
-    summary.stepperAfterThroughput = await runtime.call("metrics");
+    summary.stepperAfterThroughput = await runtime.metrics();
 
     // -------------------------------------------------------------------------------------------------------
     // Phase 2: a million pending timers, memory, then firing lag while they wait.
     const timerDoc = (id: string, dueAtMs: number, contact: string = id): TimerDoc => ({ _id: id, projectId: project, contactId: contact, sessionId: `s-${id}`, purpose: 1, dueAtMs });
-    const memory = () => runtime.call("memory");
-    const samples = [{ stored: 0, inMemory: await runtime.call("inMemory"), ...(await memory()), atS: 0 }];
+    const memory = () => runtime.first.call("memory");
+    const samples = [{ stored: 0, inMemory: await runtime.first.call("inMemory"), ...(await memory()), atS: 0 }];
     const insertT0 = Date.now();
     let segmentT0 = insertT0;
     const segments: { from: number; to: number; perS: number }[] = [];
@@ -385,14 +387,14 @@ async function main(env: Env) {
       const n = Math.min(settings.timerBatch, settings.timers - stored);
       const now = Date.now();
       const batch = Array.from({ length: n }, (_, i) => timerDoc(`b${stored + i}`, now + DAY + Math.floor(Math.random() * 6 * DAY), `bt${(stored + i) % 50_000}`));
-      await runtime.call("scheduleMany", batch);
+      await runtime.first.call("scheduleMany", batch);
       const before = stored;
       stored += n;
       if (Math.floor(stored / (settings.timers / 4)) > Math.floor(before / (settings.timers / 4)) || stored === settings.timers) {
         const t = Date.now();
         segments.push({ from: samples[samples.length - 1]!.stored, to: stored, perS: Math.round(((stored - samples[samples.length - 1]!.stored) / (t - segmentT0)) * 1000) });
         segmentT0 = t;
-        samples.push({ stored, inMemory: await runtime.call("inMemory"), ...(await memory()), atS: r1((t - insertT0) / 1000) });
+        samples.push({ stored, inMemory: await runtime.first.call("inMemory"), ...(await memory()), atS: r1((t - insertT0) / 1000) });
         log("timers stored:", samples[samples.length - 1], segments[segments.length - 1]);
       }
     }
@@ -400,7 +402,7 @@ async function main(env: Env) {
     const bucketCount = (await runtimeDb.listCollections({}, { nameOnly: true }).toArray()).filter((c) => c.name.startsWith("timers_")).length;
 
     // Firing lag while the million wait.
-    const lagsBefore = await runtime.call("lagCount");
+    const lagsBefore = await runtime.first.call("lagCount");
     const delayIds = Array.from({ length: settings.delayContacts }, (_, i) => `bd${stamp.toString(36)}-${i}`);
     for (const id of delayIds) readsText.add(id);
     // A timer event carries no card: the runtime asks contacts for it, so these contacts must exist there. They
@@ -420,7 +422,7 @@ async function main(env: Env) {
     const lagContact = (i: number) => (inFlows.length > 0 ? inFlows[i % inFlows.length] : undefined);
     const scanned = Array.from({ length: settings.scannedTimers }, (_, i) => timerDoc(`sc${i}`, Date.now() + 20_000 + Math.floor(Math.random() * 40_000), lagContact(i)));
     const scannedT0 = Date.now();
-    await runtime.call("scheduleMany", scanned);
+    await runtime.first.call("scheduleMany", scanned);
     const scannedInsertMs = Date.now() - scannedT0;
     const heldT0 = Date.now();
     let h = 0;
@@ -428,13 +430,13 @@ async function main(env: Env) {
       Array.from({ length: 16 }, async () => {
         while (h < settings.heldTimers) {
           const i = h++;
-          await runtime.call("schedule", timerDoc(`hd${i}`, Date.now() + 5_000 + Math.floor(Math.random() * 25_000), lagContact(settings.scannedTimers + i)));
+          await runtime.first.call("schedule", timerDoc(`hd${i}`, Date.now() + 5_000 + Math.floor(Math.random() * 25_000), lagContact(settings.scannedTimers + i)));
         }
       }),
     );
     const heldInsertMs = Date.now() - heldT0;
-    log(`lag timers stored: ${settings.heldTimers} held in ${heldInsertMs} ms, ${settings.scannedTimers} for the scan in ${scannedInsertMs} ms; inMemory ${await runtime.call("inMemory")}`);
-    const midLag = { inMemory: await runtime.call("inMemory"), ...(await memory()) };
+    log(`lag timers stored: ${settings.heldTimers} held in ${heldInsertMs} ms, ${settings.scannedTimers} for the scan in ${scannedInsertMs} ms; inMemory ${await runtime.first.call("inMemory")}`);
+    const midLag = { inMemory: await runtime.first.call("inMemory"), ...(await memory()) };
     const expectFired = settings.heldTimers + settings.scannedTimers;
     const firedOf = (prefix: string) => [...fired].filter(([id]) => id.startsWith(prefix)).map(([, lag]) => lag);
     const firedCount = () => firedOf("hd").length + firedOf("sc").length;
@@ -447,7 +449,7 @@ async function main(env: Env) {
       const d = list.find((r) => r.text === "done");
       return w && d ? [d.at - w.at - 10_000] : [];
     });
-    const afterLag = { inMemory: await runtime.call("inMemory"), ...(await memory()) };
+    const afterLag = { inMemory: await runtime.first.call("inMemory"), ...(await memory()) };
     summary.timers = {
       stored: settings.timers,
       batch: settings.timerBatch,
@@ -463,14 +465,14 @@ async function main(env: Env) {
       lagMs: {
         heldTapped: dist(firedOf("hd")),
         scannedTapped: dist(firedOf("sc")),
-        wheelHandedToKafka: dist(await runtime.call("lagsFrom", lagsBefore)),
+        wheelHandedToKafka: dist(await runtime.first.call("lagsFrom", lagsBefore)),
         delayEndToEnd: dist(delayLags),
         delayContacts: delayIds.length,
         missing: { held: settings.heldTimers - firedOf("hd").length, scanned: settings.scannedTimers - firedOf("sc").length, delay: delayIds.length - delayLags.length },
       },
     };
-    summary.stepperAtEnd = await runtime.call("metrics");
-    summary.runtimeCallsDuringTimers = await runtime.call("takeTimings");
+    summary.stepperAtEnd = await runtime.metrics();
+    summary.runtimeCallsDuringTimers = await runtime.takeTimings();
     log("timers:", JSON.stringify(summary.timers, null, 1));
   } catch (err) {
     failed = err;

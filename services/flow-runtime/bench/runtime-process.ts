@@ -61,6 +61,8 @@ type Operations = {
   lagsFrom(index: number): number[];
   /** Sweeps of the effect relay that finished reading the store. */
   sweeps(): number;
+  /** Stops the service and keeps its database (a replica leaving the group). */
+  leave(): Promise<void>;
   stop(): Promise<void>;
 };
 
@@ -95,6 +97,7 @@ async function serve(config: Config): Promise<void> {
     lagCount: () => timers.lags.length,
     lagsFrom: (index) => timers.lags.slice(index),
     sweeps: () => sweeps,
+    leave: () => runtime.stop(),
     stop: () => stopAndDrop(runtime),
   };
   process.on("message", (request: { id: number; op: keyof Operations; args: unknown[] }) => {
@@ -106,7 +109,7 @@ async function serve(config: Config): Promise<void> {
         (err: unknown) => process.send!({ id: request.id, error: String((err as Error).stack ?? err) }),
       )
       .finally(() => {
-        if (request.op === "stop") process.disconnect();
+        if (request.op === "stop" || request.op === "leave") process.disconnect();
       });
   });
   process.send!({ ready: true, grpcPort: runtime.grpcPort });
@@ -160,8 +163,88 @@ export class RuntimeProcess {
   /** Stops the runtime and drops its database, then lets the process end. */
   async stop(): Promise<void> {
     await this.call("stop");
-    await new Promise<void>((resolve) => (this.child.exitCode !== null ? resolve() : this.child.once("exit", () => resolve())));
+    await this.exited();
   }
+
+  /** Stops the runtime, keeping its database (another replica goes on with it), and lets the process end. */
+  async leave(): Promise<void> {
+    await this.call("leave");
+    await this.exited();
+  }
+
+  private exited(): Promise<void> {
+    return new Promise<void>((resolve) => (this.child.exitCode !== null ? resolve() : this.child.once("exit", () => resolve())));
+  }
+}
+
+type Timing = Record<string, { calls: number; meanMs: number }>;
+
+/**
+ * The runtime as replicas in one consumer group, each its own process (the chart deploys two). Counters are asked
+ * of every replica and added up; timers are stored through the first, and its memory and lags are what the timer
+ * phases report (every replica fires due timers; the bench counts each timer's first firing).
+ */
+export class RuntimeReplicas {
+  private constructor(
+    readonly first: RuntimeProcess,
+    private readonly others: RuntimeProcess[],
+  ) {}
+
+  /** Starts `count` replicas; with `profileDir`, each writes its CPU profile there. */
+  static async start(script: string, config: Config, count: number, profileDir = ""): Promise<RuntimeReplicas> {
+    const all = await Promise.all(Array.from({ length: count }, () => RuntimeProcess.start(script, config, profileDir)));
+    return new RuntimeReplicas(all[0]!, all.slice(1));
+  }
+
+  get pids(): number[] {
+    return [this.first, ...this.others].map((r) => r.pid);
+  }
+
+  get count(): number {
+    return 1 + this.others.length;
+  }
+
+  async metrics(): Promise<FlowMetrics> {
+    const all = await this.each((r) => r.call("metrics"));
+    return all.reduce((sum, m) => addCounts(sum, m));
+  }
+
+  async takeTimings(): Promise<Timing> {
+    const merged: Record<string, { calls: number; ms: number }> = {};
+    for (const timing of await this.each((r) => r.call("takeTimings"))) {
+      for (const [name, t] of Object.entries(timing)) {
+        const m = (merged[name] ??= { calls: 0, ms: 0 });
+        m.calls += t.calls;
+        m.ms += t.calls * t.meanMs;
+      }
+    }
+    return Object.fromEntries(Object.entries(merged).map(([name, m]) => [name, { calls: m.calls, meanMs: r1(m.ms / m.calls) }]));
+  }
+
+  async sweeps(): Promise<number> {
+    return (await this.each((r) => r.call("sweeps"))).reduce((a, b) => a + b, 0);
+  }
+
+  /**
+   * All replicas stop at once, and the first drops the database. One at a time, the last would take the others'
+   * partitions in a rebalance while stopping (a replica left alone after a rebalance once stopped consuming in a
+   * run of this bench: see REPORT.md, run 18).
+   */
+  async stop(): Promise<void> {
+    await Promise.all([this.first.stop(), ...this.others.map((r) => r.leave())]);
+  }
+
+  private each<T>(ask: (r: RuntimeProcess) => Promise<T>): Promise<T[]> {
+    return Promise.all([this.first, ...this.others].map(ask));
+  }
+}
+
+/** Adds the numbers of two counter objects of the same shape (nested records included). */
+function addCounts<T>(a: T, b: T): T {
+  if (typeof a === "number") return (a + (b as number)) as T;
+  const out = { ...a } as Record<string, unknown>;
+  for (const [k, v] of Object.entries(b as Record<string, unknown>)) out[k] = k in out ? addCounts(out[k], v) : v;
+  return out as T;
 }
 
 // Run as the forked process: the config comes from the bench, which read the environment.
