@@ -12,9 +12,9 @@ export interface MongoSettings {
   serverSelectionTimeoutMs?: number;
   /**
    * Create the indexes that only serve queries (every non-unique one); true unless said otherwise. FerretDB 1.24 on
-   * SQLite never uses them (it pushes down only `_id` equality and scans for the rest) and pays for each on every
-   * insert: without the two of the flow runtime's state revisions its CPU per answered message fell by 40 % in
-   * the flow benchmark. Unique indexes are always created: they keep data right on any server.
+   * SQLite never uses them (it pushes down only `_id` equality and scans for the rest) yet maintains each on every
+   * insert (services/flow-runtime/bench/REPORT.md, run 17, measures the cost). Unique indexes are always created:
+   * they keep data right on any server.
    */
   queryIndexes?: boolean;
 }

@@ -17,6 +17,9 @@ const r1 = (x: number) => +x.toFixed(1);
 const RUNTIME_FLAG = "--bench-flow-runtime";
 
 /** Time spent in the runtime's own calls, by wrapping methods of its instances from here (src is not changed). */
+/** Calls and mean ms per call, by what was called. */
+type Timing = Record<string, { calls: number; meanMs: number }>;
+
 class Timings {
   private calls = new Map<string, { n: number; ms: number }>();
   wrap(target: object, method: string, label: (args: unknown[]) => string = () => method): void {
@@ -36,7 +39,7 @@ class Timings {
     };
   }
   /** Calls and mean ms per call since the last take. */
-  take(): Record<string, { calls: number; meanMs: number }> {
+  take(): Timing {
     const out = Object.fromEntries([...this.calls].map(([k, c]) => [k, { calls: c.n, meanMs: r1(c.ms / c.n) }]));
     this.calls = new Map();
     return out;
@@ -52,7 +55,7 @@ export interface Memory {
 /** What the bench may ask of the runtime process. */
 type Operations = {
   metrics(): FlowMetrics;
-  takeTimings(): Record<string, { calls: number; meanMs: number }>;
+  takeTimings(): Timing;
   inMemory(): number;
   memory(): Memory;
   scheduleMany(docs: TimerDoc[]): Promise<void>;
@@ -176,8 +179,6 @@ export class RuntimeProcess {
     return new Promise<void>((resolve) => (this.child.exitCode !== null ? resolve() : this.child.once("exit", () => resolve())));
   }
 }
-
-type Timing = Record<string, { calls: number; meanMs: number }>;
 
 /**
  * The runtime as replicas in one consumer group, each its own process (the chart deploys two). Counters are asked
