@@ -63,7 +63,7 @@ export const definition = (init: MessageInitShape<typeof FlowDefinitionSchema>):
 
 /** Publishes what channels would: an inbound message from one Telegram subscriber of the project. */
 export class Subscriber {
-  private static shared: EventPublisher | undefined;
+  private static shared: Promise<EventPublisher> | undefined;
   readonly senderId = String(Math.floor(Math.random() * 1e12));
 
   constructor(
@@ -72,17 +72,20 @@ export class Subscriber {
   ) {}
 
   /** One producer for the whole suite: what channels would publish, and what integrations would answer. */
-  static async publisher(): Promise<EventPublisher> {
-    if (!Subscriber.shared) {
-      Subscriber.shared = new EventPublisher(createKafka({ brokers: testInfra().kafkaBrokers, clientId: "flow-tests", logger: testLogger("kafka") }));
-      await Subscriber.shared.connect();
-    }
+  static publisher(): Promise<EventPublisher> {
+    // The promise is shared, not the publisher: subscribers speaking at once must not each make (and half-connect) one.
+    Subscriber.shared ??= (async () => {
+      const publisher = new EventPublisher(createKafka({ brokers: testInfra().kafkaBrokers, clientId: "flow-tests", logger: testLogger("kafka") }));
+      await publisher.connect();
+      return publisher;
+    })();
     return Subscriber.shared;
   }
 
   static async close() {
-    await Subscriber.shared?.disconnect();
+    const shared = Subscriber.shared;
     Subscriber.shared = undefined;
+    await (await shared)?.disconnect();
   }
 
   async says(text: string, extra: MessageInitShape<typeof InboundMessageSchema> = {}): Promise<string> {
