@@ -1,11 +1,11 @@
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { InboundMessageSchema, Messenger, MessageKind } from "@chatcrm/contracts/chatcrm/channels/v1/events_pb";
 import { ContactsService } from "@chatcrm/contracts/chatcrm/contacts/v1/contacts_service_pb";
-import { EdgePort, FlowDefinitionSchema, TriggerKind, type FlowDefinition } from "@chatcrm/contracts/chatcrm/flows/v1/flow_pb";
+import { AnswerKind, EdgePort, FlowDefinitionSchema, TriggerKind, type FlowDefinition } from "@chatcrm/contracts/chatcrm/flows/v1/flow_pb";
 import { FlowsService } from "@chatcrm/contracts/chatcrm/flows/v1/flows_service_pb";
 import { createGrpcClient } from "@chatcrm/grpc";
 import { Topics, EventPublisher, createKafka } from "@chatcrm/kafka";
-import { serviceTestConfig, startGroupsAtEnd, testBackendConfig, testInfra, testLogger, uniqueName } from "@chatcrm/testing";
+import { callAs, serviceTestConfig, startGroupsAtEnd, testBackendConfig, testInfra, testLogger, uniqueName } from "@chatcrm/testing";
 // Flows read and change cards through the real contacts service, so the suites start one beside the runtime.
 // eslint-disable-next-line @nx/enforce-module-boundaries
 import { startContacts } from "../../contacts/src/app";
@@ -37,6 +37,9 @@ export async function startFlowStack(name: string, overrides: Partial<Config> = 
   return { contacts, runtime };
 }
 
+export type FlowStack = Awaited<ReturnType<typeof startFlowStack>>;
+export type FlowRuntime = FlowStack["runtime"];
+
 export async function startRuntime(name: string, contactsPort: number, overrides: Partial<Config> = {}) {
   const base = testBackendConfig(`${name}_flows`);
   const config: Config = {
@@ -52,12 +55,23 @@ export async function startRuntime(name: string, contactsPort: number, overrides
 }
 
 export const flowsClient = (port: number) => createGrpcClient(FlowsService, `127.0.0.1:${port}`);
+/** Creates one flow of the project through a client of its own. */
+export async function createFlow(runtime: FlowRuntime, projectId: string, init: MessageInitShape<typeof FlowDefinitionSchema>): Promise<void> {
+  const flows = flowsClient(runtime.grpcPort);
+  try {
+    await flows.createFlow({ definition: definition(init) }, callAs(projectId));
+  } finally {
+    flows.close();
+  }
+}
 export const contactsClient = (port: number) => createGrpcClient(ContactsService, `127.0.0.1:${port}`);
 export { callAs as as } from "@chatcrm/testing";
 
 export const keyword = (word: string) => [{ kind: TriggerKind.KEYWORD, values: [word] }];
 export const next = (from: string, to: string, port = EdgePort.NEXT, buttonPayload = "") => ({ fromBlockId: from, toBlockId: to, port, buttonPayload });
 export const message = (blockId: string, text: string) => ({ blockId, kind: { case: "message" as const, value: { text } } });
+/** A question taking any text, asked again for ever until answered. */
+export const textQuestion = (blockId: string, text: string) => ({ blockId, kind: { case: "question" as const, value: { prompt: { text }, expect: AnswerKind.TEXT, retryUnlimited: true } } });
 
 export const definition = (init: MessageInitShape<typeof FlowDefinitionSchema>): FlowDefinition => create(FlowDefinitionSchema, init);
 

@@ -5,17 +5,13 @@ import { AnswerKind, CheckOperator, CheckSubject, DelayUnit, EdgePort, HttpMetho
 import { RpcError, Status } from "@chatcrm/grpc";
 import { Topics } from "@chatcrm/kafka";
 import { stopAndDrop, tapTopic, testLogger, uniqueDatabase, uniqueName, waitFor } from "@chatcrm/testing";
-import { as, contactsClient, definition, flowsClient, keyword, message, next, startFlowStack, startRuntime, Subscriber } from "../harness";
-
-type Stack = Awaited<ReturnType<typeof startFlowStack>>;
-type Runtime = Stack["runtime"];
-
+import { as, contactsClient, definition, flowsClient, keyword, message, next, startFlowStack, startRuntime, Subscriber, type FlowRuntime, type FlowStack } from "../harness";
 
 describe("flow runtime: the seed scenarios against real Kafka, FerretDB and the contacts service", () => {
   const project = uniqueName("proj");
   const name = uniqueDatabase("flows");
-  let stack: Stack;
-  let runtime: Runtime;
+  let stack: FlowStack;
+  let runtime: FlowRuntime;
   let flows: ReturnType<typeof flowsClient>;
   let contacts: ReturnType<typeof contactsClient>;
   let sends: Awaited<ReturnType<typeof tapTopic<typeof Topics.sendCommands.schema>>>;

@@ -1,10 +1,6 @@
-import { AnswerKind } from "@chatcrm/contracts/chatcrm/flows/v1/flow_pb";
 import { Topics } from "@chatcrm/kafka";
 import { stopAndDrop, tapTopic, testLogger, uniqueDatabase, uniqueName, waitFor } from "@chatcrm/testing";
-import { as, definition, flowsClient, keyword, message, next, startFlowStack, startRuntime, Subscriber } from "../harness";
-
-type Stack = Awaited<ReturnType<typeof startFlowStack>>;
-type Runtime = Stack["runtime"];
+import { createFlow, keyword, message, next, startFlowStack, startRuntime, Subscriber, textQuestion, type FlowRuntime, type FlowStack } from "../harness";
 
 /**
  * Two replicas in one consumer group, as the chart deploys them, and one of them leaving while subscribers keep
@@ -13,9 +9,9 @@ type Runtime = Stack["runtime"];
 describe("flow runtime: a replica leaves the group", () => {
   const project = uniqueName("proj");
   const name = uniqueDatabase("flowreplicas");
-  let stack: Stack;
-  let staying: Runtime;
-  let leaving: Runtime | undefined;
+  let stack: FlowStack;
+  let staying: FlowRuntime;
+  let leaving: FlowRuntime | undefined;
   let sends: Awaited<ReturnType<typeof tapTopic<typeof Topics.sendCommands.schema>>>;
   // A command redone after the move (its step's effects not yet recorded as done) has the same id: counted once.
   const repliesTo = (s: Subscriber) => new Set(sends.events.filter((e) => e.value.recipientId === s.senderId).map((e) => e.value.commandId)).size;
@@ -25,20 +21,13 @@ describe("flow runtime: a replica leaves the group", () => {
     staying = stack.runtime;
     leaving = await startRuntime(name, stack.contacts.grpcPort);
     sends = await tapTopic(Topics.sendCommands, project, testLogger("tap"));
-    const flows = flowsClient(staying.grpcPort);
-    await flows.createFlow(
-      {
-        definition: definition({
-          name: "Loop",
-          entryBlockId: "q",
-          triggers: keyword("loop"),
-          blocks: [{ blockId: "q", kind: { case: "question", value: { prompt: { text: "Your answer?" }, expect: AnswerKind.TEXT, retryUnlimited: true } } }, message("got", "Got it")],
-          edges: [next("q", "got"), next("got", "q")],
-        }),
-      },
-      as(project),
-    );
-    flows.close();
+    await createFlow(staying, project, {
+      name: "Loop",
+      entryBlockId: "q",
+      triggers: keyword("loop"),
+      blocks: [textQuestion("q", "Your answer?"), message("got", "Got it")],
+      edges: [next("q", "got"), next("got", "q")],
+    });
   }, 120_000);
 
   afterAll(async () => {

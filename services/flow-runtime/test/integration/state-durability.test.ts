@@ -1,12 +1,8 @@
-import { AnswerKind } from "@chatcrm/contracts/chatcrm/flows/v1/flow_pb";
 import { Topics } from "@chatcrm/kafka";
 import { stopAndDrop, tapTopic, testLogger, uniqueDatabase, uniqueName, waitFor } from "@chatcrm/testing";
 import { sendEffect } from "../../src/engine/effects";
 import { emptyState, hasApplied, nextState } from "../../src/sessions/state-store";
-import { as, contactsClient, definition, flowsClient, keyword, message, next, startFlowStack, startRuntime, Subscriber } from "../harness";
-
-type Stack = Awaited<ReturnType<typeof startFlowStack>>;
-type Runtime = Stack["runtime"];
+import { as, contactsClient, createFlow, keyword, message, next, startFlowStack, startRuntime, Subscriber, textQuestion, type FlowRuntime, type FlowStack } from "../harness";
 
 /**
  * How contact states are kept: revisions inserted, never updated (a second writer of a revision is refused), held
@@ -16,8 +12,8 @@ type Runtime = Stack["runtime"];
 describe("flow runtime: contact state revisions, the in-memory copy and the effect outbox", () => {
   const project = uniqueName("proj");
   const name = uniqueDatabase("flowstate");
-  let stack: Stack;
-  let runtime: Runtime;
+  let stack: FlowStack;
+  let runtime: FlowRuntime;
   let sends: Awaited<ReturnType<typeof tapTopic<typeof Topics.sendCommands.schema>>>;
   /** A send effect as revisions stored it before effects kept their Kafka key. */
   const legacySend = (commandId: string, contactId: string, text: string) => {
@@ -30,20 +26,13 @@ describe("flow runtime: contact state revisions, the in-memory copy and the effe
     stack = await startFlowStack(name, { EFFECT_CLEAR_AFTER_MS: 300, STATE_REVISION_RETENTION_MS: 500, STATE_COMPACTION_INTERVAL_MS: 300 });
     runtime = stack.runtime;
     sends = await tapTopic(Topics.sendCommands, project, testLogger("tap"));
-    const flows = flowsClient(runtime.grpcPort);
-    await flows.createFlow(
-      {
-        definition: definition({
-          name: "Quiz",
-          entryBlockId: "q",
-          triggers: keyword("quiz"),
-          blocks: [{ blockId: "q", kind: { case: "question", value: { prompt: { text: "Your answer?" }, expect: AnswerKind.TEXT, retryUnlimited: true } } }, message("done", "Got it")],
-          edges: [next("q", "done")],
-        }),
-      },
-      as(project),
-    );
-    flows.close();
+    await createFlow(runtime, project, {
+      name: "Quiz",
+      entryBlockId: "q",
+      triggers: keyword("quiz"),
+      blocks: [textQuestion("q", "Your answer?"), message("done", "Got it")],
+      edges: [next("q", "done")],
+    });
   }, 120_000);
 
   afterAll(async () => {
