@@ -45,15 +45,11 @@ import { RuntimeReplicas } from "./runtime-process";
 type Env = NodeJS.ProcessEnv;
 
 function readSettings(env: Env) {
-  const int = (name: string, fallback: number) => {
+  const int = (name: string, fallback: number, min = 0) => {
     const raw = env[name];
     if (raw === undefined || raw === "") return fallback;
     const n = Number(raw);
-    if (!Number.isInteger(n) || n < 0) throw new Error(`${name}=${raw}: expected a whole number`);
-    return n;
-  };
-  const atLeastOne = (name: string, n: number) => {
-    if (n < 1) throw new Error(`${name}=${n}: expected 1 or more`);
+    if (!Number.isInteger(n) || n < min) throw new Error(`${name}=${raw}: expected a whole number${min > 0 ? ` of ${min} or more` : ""}`);
     return n;
   };
   if (!env.MONGO_URL || !env.KAFKA_BROKERS) throw new Error("set MONGO_URL and KAFKA_BROKERS (the test harness: CHATCRM_INSTANCE=test bash deploy/local/infra.sh start)");
@@ -80,7 +76,7 @@ function readSettings(env: Env) {
     scanIntervalMs: int("BENCH_TIMER_SCAN_MS", 10_000),
     json: env.BENCH_JSON ?? "",
     /** Runtime replicas (processes in one consumer group); timers are stored through the first. */
-    runtimeReplicas: atLeastOne("BENCH_RUNTIME_REPLICAS", int("BENCH_RUNTIME_REPLICAS", 1)),
+    runtimeReplicas: int("BENCH_RUNTIME_REPLICAS", 1, 1),
     /** A directory for a CPU profile of the runtime process (written when it exits). */
     runtimeProfileDir: env.BENCH_RUNTIME_PROFILE ?? "",
   };

@@ -16,10 +16,10 @@ import type { TimerDoc } from "../src/timers/timer-wheel";
 const r1 = (x: number) => +x.toFixed(1);
 const RUNTIME_FLAG = "--bench-flow-runtime";
 
-/** Time spent in the runtime's own calls, by wrapping methods of its instances from here (src is not changed). */
 /** Calls and mean ms per call, by what was called. */
 type Timing = Record<string, { calls: number; meanMs: number }>;
 
+/** Time spent in the runtime's own calls, by wrapping methods of its instances from here (src is not changed). */
 class Timings {
   private calls = new Map<string, { n: number; ms: number }>();
   wrap(target: object, method: string, label: (args: unknown[]) => string = () => method): void {
@@ -198,7 +198,7 @@ export class RuntimeReplicas {
   }
 
   get pids(): number[] {
-    return [this.first, ...this.others].map((r) => r.pid);
+    return this.all.map((r) => r.pid);
   }
 
   get count(): number {
@@ -236,7 +236,11 @@ export class RuntimeReplicas {
   }
 
   private each<T>(ask: (r: RuntimeProcess) => Promise<T>): Promise<T[]> {
-    return Promise.all([this.first, ...this.others].map(ask));
+    return Promise.all(this.all.map(ask));
+  }
+
+  private get all(): RuntimeProcess[] {
+    return [this.first, ...this.others];
   }
 }
 

@@ -55,15 +55,6 @@ export async function startRuntime(name: string, contactsPort: number, overrides
 }
 
 export const flowsClient = (port: number) => createGrpcClient(FlowsService, `127.0.0.1:${port}`);
-/** Creates one flow of the project through a client of its own. */
-export async function createFlow(runtime: FlowRuntime, projectId: string, init: MessageInitShape<typeof FlowDefinitionSchema>): Promise<void> {
-  const flows = flowsClient(runtime.grpcPort);
-  try {
-    await flows.createFlow({ definition: definition(init) }, callAs(projectId));
-  } finally {
-    flows.close();
-  }
-}
 export const contactsClient = (port: number) => createGrpcClient(ContactsService, `127.0.0.1:${port}`);
 export { callAs as as } from "@chatcrm/testing";
 
@@ -74,6 +65,16 @@ export const message = (blockId: string, text: string) => ({ blockId, kind: { ca
 export const textQuestion = (blockId: string, text: string) => ({ blockId, kind: { case: "question" as const, value: { prompt: { text }, expect: AnswerKind.TEXT, retryUnlimited: true } } });
 
 export const definition = (init: MessageInitShape<typeof FlowDefinitionSchema>): FlowDefinition => create(FlowDefinitionSchema, init);
+
+/** Creates one flow of the project through a client of its own. */
+export async function createFlow(runtime: FlowRuntime, projectId: string, init: MessageInitShape<typeof FlowDefinitionSchema>): Promise<void> {
+  const flows = flowsClient(runtime.grpcPort);
+  try {
+    await flows.createFlow({ definition: definition(init) }, callAs(projectId));
+  } finally {
+    flows.close();
+  }
+}
 
 /** Publishes what channels would: an inbound message from one Telegram subscriber of the project. */
 export class Subscriber {
