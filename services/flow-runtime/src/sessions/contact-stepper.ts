@@ -109,12 +109,21 @@ export class ContactStepper {
   async finishPending(stranded: StrandedRevision[], olderThanMs = 0): Promise<void> {
     // Most are superseded by this replica's own later steps: those need neither a lock (a sweep holding thousands
     // of contacts' locks stalls their steps) nor a load.
-    const revisions = stranded.filter((r) => !((this.cache.peek(stateKey(r.projectId, r.contactId))?.rev ?? -1) > r.rev));
+    const candidates = stranded.filter((r) => !((this.cache.peek(stateKey(r.projectId, r.contactId))?.rev ?? -1) > r.rev));
+    // Of the rest, those this replica holds no copy of (most: another replica's contacts) are first looked up without
+    // their bodies, and only the contacts whose newest revision still waits past the age are loaded and locked.
+    const unknownHeads = await this.store.heads(candidates.filter((r) => !this.cache.peek(stateKey(r.projectId, r.contactId))));
+    const cutoff = Date.now() - olderThanMs;
+    const revisions = candidates.filter((r) => {
+      const key = stateKey(r.projectId, r.contactId);
+      if (this.cache.peek(key)) return true;
+      const head = unknownHeads.get(key);
+      return head !== undefined && head.hasPending && new Date(head.updatedAt).getTime() <= cutoff;
+    });
     if (revisions.length === 0) return;
     await this.lock.runAll(
       revisions.map((r) => stateKey(r.projectId, r.contactId)),
       async () => {
-        const cutoff = Date.now() - olderThanMs;
         const due: ContactState[] = [];
         const unknown: StrandedRevision[] = [];
         for (const r of revisions) {

@@ -178,6 +178,14 @@ export interface RelayPosition {
   id: string;
 }
 
+/** What a revision says without its body. */
+export interface RevisionHead {
+  key: string;
+  rev: number;
+  hasPending: boolean;
+  updatedAt: Date;
+}
+
 /** A stored revision that holds effects, as the relay sees it. */
 export interface StrandedRevision {
   projectId: string;
@@ -212,20 +220,45 @@ export class StateStore {
   }
 
   /**
-   * A newest revision that does not read fails only the loads of its own contact (the Coalescer rejects an Error's
-   * caller alone): the query is shared with other partitions' batches, and their contacts must go on (the failing
-   * event ends in the dead-letter topic).
+   * Each contact's newest stored revision without its body (none for a contact never stored): enough for the relay
+   * to tell whether anything is left to do. Older revisions seen on the way are due for compaction.
+   */
+  async heads(contacts: { projectId: string; contactId: string }[]): Promise<Map<string, RevisionHead>> {
+    const heads = new Map<string, RevisionHead>();
+    for (let i = 0; i < contacts.length; i += MAX_LOAD) {
+      const chunk = contacts.slice(i, i + MAX_LOAD);
+      const projects = [...new Set(chunk.map((c) => c.projectId))];
+      const keys = [...new Set(chunk.map((c) => stateKey(c.projectId, c.contactId)))];
+      const docs = await this.model.find({ projectId: { $in: projects }, key: { $in: keys } }, { key: 1, rev: 1, hasPending: 1, updatedAt: 1 }).lean<RevisionHead[]>();
+      const now = Date.now();
+      for (const doc of docs.sort((a, b) => a.rev - b.rev)) {
+        const older = heads.get(doc.key);
+        if (older) this.supersede(revisionId(older.key, older.rev), now);
+        heads.set(doc.key, { key: doc.key, rev: doc.rev, hasPending: doc.hasPending, updatedAt: doc.updatedAt });
+      }
+    }
+    return heads;
+  }
+
+  /**
+   * The newest revisions' heads first, then only those revisions whole: a contact's superseded revisions stay until
+   * compaction deletes them, and when it falls behind (FerretDB, under load) reading them all with their bodies made
+   * one load after a rebalance fetch hundreds of megabytes. A newest revision that does not read fails only the loads
+   * of its own contact (the Coalescer rejects an Error's caller alone): the query is shared with other partitions'
+   * batches, and their contacts must go on (the failing event ends in the dead-letter topic).
    */
   private async query(contacts: { projectId: string; contactId: string }[]): Promise<(ContactState | UnreadableState)[]> {
     const states = new Map<string, ContactState | UnreadableState>(contacts.map((c) => [stateKey(c.projectId, c.contactId), emptyState(c.projectId, c.contactId)]));
-    const projects = [...new Set(contacts.map((c) => c.projectId))];
-    const docs = await this.model.find({ projectId: { $in: projects }, key: { $in: [...states.keys()] } }).lean();
-    const now = Date.now();
-    for (const doc of docs.sort((a, b) => a.rev - b.rev)) {
-      const current = states.get(doc.key);
-      if (!current) continue;
-      if (current.rev > 0) this.supersede(revisionId(current.key, current.rev), now);
-      states.set(doc.key, readRevisionOrWhyNot(doc));
+    const heads = [...(await this.heads(contacts)).values()];
+    if (heads.length > 0) {
+      const docs = await this.model.find({ _id: { $in: heads.map((h) => revisionId(h.key, h.rev)) } }).lean();
+      const read = new Set<string>();
+      for (const doc of docs) {
+        states.set(doc.key, readRevisionOrWhyNot(doc));
+        read.add(doc.key);
+      }
+      // Only a revision superseded longer than the retention is deleted, so a head read a moment ago is still there.
+      for (const h of heads) if (!read.has(h.key)) states.set(h.key, new UnreadableState(h.key, h.rev, new Error("the revision vanished between two reads")));
     }
     return contacts.map((c) => states.get(stateKey(c.projectId, c.contactId))!);
   }

@@ -212,4 +212,39 @@ describe("flow runtime: contact state revisions, the in-memory copy and the effe
     expect(sent).toMatchObject({ id: commandId, key: "ch:r" });
     expect(sent!.value.text).toBe("Sent from an old revision");
   });
+  test("the relay looks at a contact it holds no copy of by its newest revision: only effects still waiting there run, and only that contact is loaded", async () => {
+    const revision = (contactId: string, rev: number, pending: ReturnType<typeof legacySend>[]) => ({
+      _id: `${project}:${contactId}#${rev}` as never,
+      key: `${project}:${contactId}`,
+      projectId: project,
+      contactId,
+      rev,
+      sessions: [],
+      recent: [],
+      pending,
+      hasPending: pending.length > 0,
+      updatedAt: new Date(Date.now() - 60_000 + rev),
+    });
+    // Both contacts' first revisions hold a send their second revision superseded (the step that stored it ran it);
+    // one contact's second revision holds a send of its own, the other's none.
+    const [waiting, settled] = [uniqueName("waiting"), uniqueName("settled")];
+    const [superseded, alsoSuperseded, stillWaiting] = [uniqueName("cmd"), uniqueName("cmd"), uniqueName("cmd")];
+    await runtime.context.mongo.connection
+      .db!.collection("contact_states")
+      .insertMany([
+        revision(waiting, 1, [legacySend(superseded, waiting, "superseded")]),
+        revision(waiting, 2, [legacySend(stillWaiting, waiting, "still waiting")]),
+        revision(settled, 1, [legacySend(alsoSuperseded, settled, "superseded too")]),
+        revision(settled, 2, []),
+      ]);
+    const loads = jest.spyOn(runtime.parts.store, "loadMany");
+    try {
+      await runtime.parts.stepper.finishPending([1, 2].flatMap((rev) => [waiting, settled].map((contactId) => ({ projectId: project, contactId, rev }))), 30_000);
+      expect(new Set(loads.mock.calls.flatMap(([contacts]) => contacts.map((c) => c.contactId)))).toEqual(new Set([waiting]));
+    } finally {
+      loads.mockRestore();
+    }
+    await sends.waitFor("the newest revision's send", (e) => e.value.commandId === stillWaiting);
+    expect(sends.events.filter((e) => [superseded, alsoSuperseded].includes(e.value.commandId))).toEqual([]);
+  });
 });
