@@ -48,9 +48,10 @@ export interface BackendContext {
   /**
    * Runs `pass` every `intervalMs` (outbox relays and the like). A pass that outlasts the interval (a slow
    * database) is not started over by the next tick; a failing one is logged and tried again at the next. At
-   * shutdown (as a hook named `what`) the ticks stop and the pass in flight is awaited.
+   * shutdown (as a hook named `what`) the ticks stop, the pass in flight is told through `stopping` (a long pass
+   * that can be redone later should end early rather than hold the stop) and awaited.
    */
-  every(what: string, intervalMs: number, pass: () => Promise<unknown>): void;
+  every(what: string, intervalMs: number, pass: (stopping: AbortSignal) => Promise<unknown>): void;
 }
 
 export interface BackendDefinition<T = void> {
@@ -122,8 +123,9 @@ export async function startBackend<T = void>(def: BackendDefinition<T>): Promise
     onShutdown: (hookName, fn) => void hooks.push({ name: hookName, fn }),
     every: (what, intervalMs, pass) => {
       let running: Promise<unknown> | undefined;
+      const stopping = new AbortController();
       const timer = setInterval(() => {
-        running ??= pass()
+        running ??= pass(stopping.signal)
           .catch((err: unknown) => logger.warn({ err }, `${what} failed; retrying later`))
           .finally(() => (running = undefined));
       }, intervalMs);
@@ -131,6 +133,7 @@ export async function startBackend<T = void>(def: BackendDefinition<T>): Promise
         name: what,
         fn: async () => {
           clearInterval(timer);
+          stopping.abort();
           await running;
         },
       });

@@ -71,7 +71,7 @@ export function startFlowRuntime(config: Config, logger: Logger) {
       // Closed after the relay below has stopped (hooks run last-added first): the relay calls contacts.
       ctx.onShutdown("contacts client", () => contacts.close());
       // Effects of a step that crashed half-way are finished from here (the next event of the contact would too).
-      ctx.every("finishing stranded flow effects", Math.min(1_000, config.EFFECT_RELAY_INTERVAL_MS), () => relay.tick());
+      ctx.every("finishing stranded flow effects", Math.min(1_000, config.EFFECT_RELAY_INTERVAL_MS), (stopping) => relay.tick(stopping));
       ctx.every("recording done flow effects", Math.max(250, Math.floor(config.EFFECT_CLEAR_AFTER_MS / 2)), () => stepper.recordDoneEffects(config.EFFECT_CLEAR_AFTER_MS));
       if (config.STATE_COMPACTION_BATCH > 0) ctx.every("deleting superseded contact states", config.STATE_COMPACTION_INTERVAL_MS, () => store.compact(config.STATE_COMPACTION_BATCH));
       // Last thing before the consumers' Kafka clients close: what ran is recorded, so a restart does not redo it.

@@ -24,6 +24,27 @@ describe("startBackend", () => {
     client.close();
   });
 
+  it("tells a periodic pass in flight that the service stops, and waits for it to end", async () => {
+    let passStarted!: () => void;
+    const inFlight = new Promise<void>((resolve) => (passStarted = resolve));
+    let passEnded = false;
+    const backend = await startBackend({
+      name: "probe",
+      config: testBackendConfig(uniqueDatabase("lifecycle_every")),
+      logger,
+      register: (ctx) =>
+        ctx.every("a pass that runs until told", 20, async (stopping) => {
+          passStarted();
+          await new Promise<void>((resolve) => stopping.addEventListener("abort", () => resolve()));
+          await new Promise((resolve) => setTimeout(resolve, 50));
+          passEnded = true;
+        }),
+    });
+    await inFlight;
+    await backend.stop();
+    expect(passEnded).toBe(true);
+  });
+
   it("fails to start with a message naming the unreachable dependency", async () => {
     const config = { ...testBackendConfig(uniqueDatabase("lifecycle_bad")), MONGO_URL: "mongodb://user:pw@127.0.0.1:1", MONGO_SERVER_SELECTION_TIMEOUT_MS: 300 };
     await expect(startBackend({ name: "probe", config, logger })).rejects.toThrow(/probe could not start: connecting to MongoDB at mongodb:\/\/user:\*\*\*@127\.0\.0\.1:1/);

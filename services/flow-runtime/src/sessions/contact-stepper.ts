@@ -104,15 +104,21 @@ export class ContactStepper {
    * contact's newest and older than `olderThanMs`. A revision this replica has since superseded needs nothing: a
    * step runs the effects of the state it starts from before it stores the next. Other contacts are read from the
    * store, not from memory: the writer that left them may have been another replica; a younger revision may be
-   * another replica's step whose effects are running right now.
+   * another replica's step whose effects are running right now. Once `stopping` aborts, nothing more is looked up
+   * or run.
    */
-  async finishPending(stranded: StrandedRevision[], olderThanMs = 0): Promise<void> {
+  async finishPending(stranded: StrandedRevision[], olderThanMs = 0, stopping?: AbortSignal): Promise<void> {
     // Most are superseded by this replica's own later steps: those need neither a lock (a sweep holding thousands
     // of contacts' locks stalls their steps) nor a load.
     const candidates = stranded.filter((r) => !((this.cache.peek(stateKey(r.projectId, r.contactId))?.rev ?? -1) > r.rev));
     // Of the rest, those this replica holds no copy of (most: another replica's contacts) are first looked up without
     // their bodies, and only the contacts whose newest revision still waits past the age are loaded and locked.
-    const unknownHeads = await this.store.heads(candidates.filter((r) => !this.cache.peek(stateKey(r.projectId, r.contactId))));
+    const unknownHeads = await this.store.heads(
+      candidates.filter((r) => !this.cache.peek(stateKey(r.projectId, r.contactId))),
+      stopping,
+    );
+    // On FerretDB each lookup of up to 2,000 contacts scans the collection: a stop does not wait for all of them.
+    if (stopping?.aborted) return;
     const cutoff = Date.now() - olderThanMs;
     const revisions = candidates.filter((r) => {
       const key = stateKey(r.projectId, r.contactId);

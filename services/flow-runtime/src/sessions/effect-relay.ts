@@ -36,13 +36,15 @@ export class EffectRelay {
 
   /**
    * Sweeps if one is due. A sweep that stopped at its page limit continues at the next tick; one that failed is tried
-   * again after the relay age (a failing query on FerretDB is itself a scan).
+   * again after the relay age (a failing query on FerretDB is itself a scan). One cut short by `stopping` (the
+   * service stops) keeps its position: the next start or another replica sweeps the same revisions again.
    */
-  async tick(): Promise<void> {
+  async tick(stopping?: AbortSignal): Promise<void> {
     if (Date.now() < this.nextSweepAt) return;
     this.nextSweepAt = Date.now() + this.settings.afterMs;
     const { revisions, last, more } = await this.store.stranded(this.settings.afterMs, this.position);
-    await this.stepper.finishPending(revisions, this.settings.afterMs);
+    await this.stepper.finishPending(revisions, this.settings.afterMs, stopping);
+    if (stopping?.aborted) return;
     this.position = last;
     this.nextSweepAt = more ? Date.now() : Date.now() + this.settings.sweepEveryMs;
   }

@@ -221,11 +221,12 @@ export class StateStore {
 
   /**
    * Each contact's newest stored revision without its body (none for a contact never stored): enough for the relay
-   * to tell whether anything is left to do. Older revisions seen on the way are due for compaction.
+   * to tell whether anything is left to do. Older revisions seen on the way are due for compaction. Once `stopping`
+   * aborts no further query starts, and the answer is partial.
    */
-  async heads(contacts: { projectId: string; contactId: string }[]): Promise<Map<string, RevisionHead>> {
+  async heads(contacts: { projectId: string; contactId: string }[], stopping?: AbortSignal): Promise<Map<string, RevisionHead>> {
     const heads = new Map<string, RevisionHead>();
-    for (let i = 0; i < contacts.length; i += MAX_LOAD) {
+    for (let i = 0; i < contacts.length && !stopping?.aborted; i += MAX_LOAD) {
       const chunk = contacts.slice(i, i + MAX_LOAD);
       const projects = [...new Set(chunk.map((c) => c.projectId))];
       const keys = [...new Set(chunk.map((c) => stateKey(c.projectId, c.contactId)))];

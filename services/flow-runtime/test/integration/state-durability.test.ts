@@ -247,4 +247,26 @@ describe("flow runtime: contact state revisions, the in-memory copy and the effe
     await sends.waitFor("the newest revision's send", (e) => e.value.commandId === stillWaiting);
     expect(sends.events.filter((e) => [superseded, alsoSuperseded].includes(e.value.commandId))).toEqual([]);
   });
+  test("a sweep cut short by the service stopping runs nothing; the next sweep finishes the effects", async () => {
+    const contactId = uniqueName("cutshort");
+    const commandId = uniqueName("cmd");
+    const revision = { projectId: project, contactId, rev: 1 };
+    await runtime.context.mongo.connection.db!.collection("contact_states").insertOne({
+      _id: `${project}:${contactId}#1` as never,
+      key: `${project}:${contactId}`,
+      ...revision,
+      sessions: [],
+      recent: [],
+      pending: [legacySend(commandId, contactId, "Sent by the next sweep")],
+      hasPending: true,
+      updatedAt: new Date(Date.now() - 60_000),
+    });
+    const stopped = new AbortController();
+    stopped.abort();
+    await runtime.parts.stepper.finishPending([revision], 0, stopped.signal);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(sends.events.filter((e) => e.value.commandId === commandId)).toEqual([]);
+    await runtime.parts.stepper.finishPending([revision]);
+    await sends.waitFor("the send the next sweep ran", (e) => e.value.commandId === commandId);
+  });
 });
