@@ -20,6 +20,24 @@ describe("flow runtime: contact state revisions, the in-memory copy and the effe
     const { key: _key, ...send } = sendEffect(commandId, { projectId: project, channelId: "ch", recipientId: "r", contactId, text });
     return send;
   };
+  /**
+   * Stores a revision a minute old straight into the collection, in the format before `body` (as an older version
+   * left it), holding `pending`; returns it as the relay's walk finds it.
+   */
+  const storeOldRevision = async (contactId: string, rev: number, pending: ReturnType<typeof legacySend>[]) => {
+    const revision = { projectId: project, contactId, rev };
+    await runtime.context.mongo.connection.db!.collection("contact_states").insertOne({
+      _id: `${project}:${contactId}#${rev}` as never,
+      key: `${project}:${contactId}`,
+      ...revision,
+      sessions: [],
+      recent: [],
+      pending,
+      hasPending: pending.length > 0,
+      updatedAt: new Date(Date.now() - 60_000 + rev),
+    });
+    return revision;
+  };
   const textsTo = (s: Subscriber) => sends.events.filter((e) => e.value.recipientId === s.senderId).map((e) => e.value.text);
 
   beforeAll(async () => {
@@ -196,47 +214,22 @@ describe("flow runtime: contact state revisions, the in-memory copy and the effe
   test("a send stored before effects kept their Kafka key is published with the key its command names", async () => {
     const contactId = uniqueName("legacy");
     const commandId = uniqueName("cmd");
-    const revision = { projectId: project, contactId, rev: 1 };
-    await runtime.context.mongo.connection.db!.collection("contact_states").insertOne({
-      _id: `${project}:${contactId}#1` as never,
-      key: `${project}:${contactId}`,
-      ...revision,
-      sessions: [],
-      recent: [],
-      pending: [legacySend(commandId, contactId, "Sent from an old revision")],
-      hasPending: true,
-      updatedAt: new Date(Date.now() - 60_000),
-    });
+    const revision = await storeOldRevision(contactId, 1, [legacySend(commandId, contactId, "Sent from an old revision")]);
     await runtime.parts.stepper.finishPending([revision]);
     const [sent] = await sends.waitFor("the old revision's send", (e) => e.value.commandId === commandId);
     expect(sent).toMatchObject({ id: commandId, key: "ch:r" });
     expect(sent!.value.text).toBe("Sent from an old revision");
   });
+
   test("the relay looks at a contact it holds no copy of by its newest revision: only effects still waiting there run, and only that contact is loaded", async () => {
-    const revision = (contactId: string, rev: number, pending: ReturnType<typeof legacySend>[]) => ({
-      _id: `${project}:${contactId}#${rev}` as never,
-      key: `${project}:${contactId}`,
-      projectId: project,
-      contactId,
-      rev,
-      sessions: [],
-      recent: [],
-      pending,
-      hasPending: pending.length > 0,
-      updatedAt: new Date(Date.now() - 60_000 + rev),
-    });
     // Both contacts' first revisions hold a send their second revision superseded (the step that stored it ran it);
     // one contact's second revision holds a send of its own, the other's none.
     const [waiting, settled] = [uniqueName("waiting"), uniqueName("settled")];
     const [superseded, alsoSuperseded, stillWaiting] = [uniqueName("cmd"), uniqueName("cmd"), uniqueName("cmd")];
-    await runtime.context.mongo.connection
-      .db!.collection("contact_states")
-      .insertMany([
-        revision(waiting, 1, [legacySend(superseded, waiting, "superseded")]),
-        revision(waiting, 2, [legacySend(stillWaiting, waiting, "still waiting")]),
-        revision(settled, 1, [legacySend(alsoSuperseded, settled, "superseded too")]),
-        revision(settled, 2, []),
-      ]);
+    await storeOldRevision(waiting, 1, [legacySend(superseded, waiting, "superseded")]);
+    await storeOldRevision(waiting, 2, [legacySend(stillWaiting, waiting, "still waiting")]);
+    await storeOldRevision(settled, 1, [legacySend(alsoSuperseded, settled, "superseded too")]);
+    await storeOldRevision(settled, 2, []);
     const loads = jest.spyOn(runtime.parts.store, "loadMany");
     try {
       await runtime.parts.stepper.finishPending([1, 2].flatMap((rev) => [waiting, settled].map((contactId) => ({ projectId: project, contactId, rev }))), 30_000);
@@ -247,20 +240,11 @@ describe("flow runtime: contact state revisions, the in-memory copy and the effe
     await sends.waitFor("the newest revision's send", (e) => e.value.commandId === stillWaiting);
     expect(sends.events.filter((e) => [superseded, alsoSuperseded].includes(e.value.commandId))).toEqual([]);
   });
+
   test("a sweep cut short by the service stopping runs nothing; the next sweep finishes the effects", async () => {
     const contactId = uniqueName("cutshort");
     const commandId = uniqueName("cmd");
-    const revision = { projectId: project, contactId, rev: 1 };
-    await runtime.context.mongo.connection.db!.collection("contact_states").insertOne({
-      _id: `${project}:${contactId}#1` as never,
-      key: `${project}:${contactId}`,
-      ...revision,
-      sessions: [],
-      recent: [],
-      pending: [legacySend(commandId, contactId, "Sent by the next sweep")],
-      hasPending: true,
-      updatedAt: new Date(Date.now() - 60_000),
-    });
+    const revision = await storeOldRevision(contactId, 1, [legacySend(commandId, contactId, "Sent by the next sweep")]);
     const stopped = new AbortController();
     stopped.abort();
     await runtime.parts.stepper.finishPending([revision], 0, stopped.signal);
