@@ -252,7 +252,8 @@ export class StateStore {
     const states = new Map<string, ContactState | UnreadableState>(contacts.map((c) => [stateKey(c.projectId, c.contactId), emptyState(c.projectId, c.contactId)]));
     const heads = [...(await this.heads(contacts)).values()];
     if (heads.length > 0) {
-      const docs = await this.model.find({ _id: { $in: heads.map((h) => revisionId(h.key, h.rev)) } }).lean();
+      const projects = [...new Set(contacts.map((c) => c.projectId))];
+      const docs = await this.model.find({ projectId: { $in: projects }, _id: { $in: heads.map((h) => revisionId(h.key, h.rev)) } }).lean();
       const read = new Set<string>();
       for (const doc of docs) {
         states.set(doc.key, readRevisionOrWhyNot(doc));
