@@ -108,23 +108,22 @@ export class ContactStepper {
    * or run.
    */
   async finishPending(stranded: StrandedRevision[], olderThanMs = 0, stopping?: AbortSignal): Promise<void> {
+    const copyOf = (r: StrandedRevision) => this.cache.peek(stateKey(r.projectId, r.contactId));
     // Most are superseded by this replica's own later steps: those need neither a lock (a sweep holding thousands
     // of contacts' locks stalls their steps) nor a load.
-    const candidates = stranded.filter((r) => !((this.cache.peek(stateKey(r.projectId, r.contactId))?.rev ?? -1) > r.rev));
+    const candidates = stranded.filter((r) => !((copyOf(r)?.rev ?? -1) > r.rev));
     // Of the rest, those this replica holds no copy of (most: another replica's contacts) are first looked up without
-    // their bodies, and only the contacts whose newest revision still waits past the age are loaded and locked.
-    const unknownHeads = await this.store.heads(
-      candidates.filter((r) => !this.cache.peek(stateKey(r.projectId, r.contactId))),
-      stopping,
-    );
+    // their bodies, and only the contacts whose newest revision still waits past the age are loaded and locked (and
+    // read again under the lock: another replica may have stepped them since).
+    const unheldHeads = await this.store.heads(candidates.filter((r) => !copyOf(r)), stopping);
     // On FerretDB each lookup of up to 2,000 contacts scans the collection: a stop does not wait for all of them.
     if (stopping?.aborted) return;
     const cutoff = Date.now() - olderThanMs;
+    const waitsPastAge = (s: { hasPending: boolean; updatedAt: Date }) => s.hasPending && new Date(s.updatedAt).getTime() <= cutoff;
     const revisions = candidates.filter((r) => {
-      const key = stateKey(r.projectId, r.contactId);
-      if (this.cache.peek(key)) return true;
-      const head = unknownHeads.get(key);
-      return head !== undefined && head.hasPending && new Date(head.updatedAt).getTime() <= cutoff;
+      if (copyOf(r)) return true;
+      const head = unheldHeads.get(stateKey(r.projectId, r.contactId));
+      return head !== undefined && waitsPastAge(head);
     });
     if (revisions.length === 0) return;
     await this.lock.runAll(
@@ -133,7 +132,7 @@ export class ContactStepper {
         const due: ContactState[] = [];
         const unknown: StrandedRevision[] = [];
         for (const r of revisions) {
-          const cached = this.cache.peek(stateKey(r.projectId, r.contactId));
+          const cached = copyOf(r);
           // The copy of the same or a newer revision knows better whether its effects already ran.
           if (!cached || cached.rev < r.rev) unknown.push(r);
           else if (cached.pending.length > 0) due.push(cached);
@@ -147,7 +146,7 @@ export class ContactStepper {
             continue;
           }
           if (cached) this.cache.delete(key);
-          if (stored.pending.length > 0 && new Date(stored.updatedAt).getTime() <= cutoff) due.push(stored);
+          if (waitsPastAge({ hasPending: stored.pending.length > 0, updatedAt: stored.updatedAt })) due.push(stored);
         }
         await this.runEffects([...new Map(due.map((s) => [s.key, s])).values()]);
       },
